@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Heed's one entry point. On a fresh machine:
+#   ./build.sh demo    set up everything and run the main job on the shipped model
+#   ./build.sh test    set up everything and run all tests (ctest + dotnet test)
+# Other steps: setup | native | dotnet | pack | clean. HEED_CUDA=AUTO|ON|OFF picks the
+# CUDA build (AUTO: when nvcc is found); CMAKE_CUDA_ARCHITECTURES overrides sm_90.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+build_dir="${HEED_BUILD_DIR:-$root/build}"
+rid="linux-x64"
+stage="$root/artifacts/native/$rid"
+jobs="${HEED_JOBS:-$(nproc)}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+setup() {
+  local need=()
+  command -v cmake >/dev/null || need+=(cmake)
+  command -v g++ >/dev/null || need+=(g++)
+  command -v git >/dev/null || need+=(git)
+  command -v npm >/dev/null || need+=(nodejs npm)
+  [[ -f /usr/include/gtest/gtest.h ]] || need+=(libgtest-dev)
+  if ((${#need[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+      echo "missing: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+      exit 1
+    fi
+    say "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if ! command -v dotnet >/dev/null; then
+    echo "the .NET 10 SDK is needed (dotnet on PATH); install it, then run ./build.sh again" >&2
+    exit 1
+  fi
+}
+
+native() {
+  local llama_src
+  llama_src="$("$root/native/fetch-llama.sh")"
+  say "building llama.cpp v0.5.0 and libheed (HEED_CUDA=${HEED_CUDA:-AUTO})"
+  local args=(-S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
+              -DHEED_LLAMA_SOURCE_DIR="$llama_src" -DHEED_CUDA="${HEED_CUDA:-AUTO}")
+  [[ -n "${CMAKE_CUDA_ARCHITECTURES:-}" ]] && args+=(-DCMAKE_CUDA_ARCHITECTURES="$CMAKE_CUDA_ARCHITECTURES")
+  [[ -n "${HEED_SANITIZE:-}" ]] && args+=(-DHEED_SANITIZE="$HEED_SANITIZE")
+  cmake "${args[@]}" >"$root/artifacts/cmake-configure.log" 2>&1 || {
+    tail -n 40 "$root/artifacts/cmake-configure.log" >&2; exit 1; }
+  if ! cmake --build "$build_dir" -j "$jobs" >"$root/artifacts/cmake-build.log" 2>&1; then
+    grep -E -A3 "error" "$root/artifacts/cmake-build.log" | head -n 60 >&2
+    echo "native build failed; the full log is artifacts/cmake-build.log" >&2
+    exit 1
+  fi
+  rm -rf "$stage" && mkdir -p "$stage"
+  # Libraries only, as plain files: the loader finds them next to each other ($ORIGIN).
+  find "$build_dir/bin" -maxdepth 1 -name 'lib*.so' -exec cp -L {} "$stage/" \;
+  say "native libraries staged in ${stage#$root/}: $(cd "$stage" && ls | tr '\n' ' ')"
+}
+
+dotnet_build() {
+  say "building the .NET solution"
+  dotnet build "$root/SDK.sln" -c Release -nologo -v quiet -clp:ErrorsOnly
+}
+
+run_tests() {
+  say "native tests (ctest)"
+  local label_args=()
+  # Without a GPU the CUDA cases cannot run: leave them out rather than count them as passed.
+  if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then label_args=(-LE cuda); fi
+  ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "${label_args[@]}"
+  say ".NET tests (dotnet test)"
+  dotnet test "$root/SDK.sln" -c Release -nologo --no-build
+}
+
+demo() {
+  local model="$root/models/heed-tiny.gguf"
+  local cli=(dotnet "$root/src/Heed.Cli/bin/Release/net10.0/heed.dll")
+  if [[ ! -f "$model" ]]; then
+    model="$root/artifacts/demo/tiny-random.gguf"
+    say "no shipped model yet: generating a tiny random-weight model at ${model#$root/}"
+    "${cli[@]}" dev make-tiny-model --out "$model"
+  fi
+  "${cli[@]}" info --model "$model"
+  "${cli[@]}" generate --model "$model" --prompt "The pass key is 71432. Remember it. The pass key is" --max-tokens 16
+}
+
+mkdir -p "$root/artifacts"
+case "${1:-}" in
+  setup) setup ;;
+  native) setup; native ;;
+  dotnet) dotnet_build ;;
+  test) setup; native; dotnet_build; run_tests ;;
+  demo) setup; native; dotnet_build; demo ;;
+  pack) setup; native; dotnet pack "$root/SDK.sln" -c Release -nologo -o "$root/artifacts/packages" ;;
+  clean) rm -rf "$build_dir" "$root/artifacts" ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,9 @@
+using System.CommandLine;
+using Heed.Cli.Commands;
+
+var root = new RootCommand("heed: use a local LLM's attention for retrieval")
+{
+    InfoCommand.Create(),
+    GenerateCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,58 @@
+namespace Heed.Llama;
+
+/// <summary>
+/// Holds back streamed text that could be the start of a stop sequence, so a stop sequence is
+/// never emitted, even when it arrives split over several tokens.
+/// </summary>
+internal sealed class StopSequenceFilter(IReadOnlyList<string> stopSequences)
+{
+    private string _pending = "";
+
+    /// <summary>Adds text; returns what is safe to emit and whether a stop sequence was reached.</summary>
+    public (string Ready, bool Stop) Push(string text)
+    {
+        if (stopSequences.Count == 0)
+        {
+            return (text, false);
+        }
+        _pending += text;
+        int stopAt = -1;
+        foreach (string stop in stopSequences)
+        {
+            int index = _pending.IndexOf(stop, StringComparison.Ordinal);
+            if (index >= 0 && (stopAt < 0 || index < stopAt))
+            {
+                stopAt = index;
+            }
+        }
+        if (stopAt >= 0)
+        {
+            string ready = _pending[..stopAt];
+            _pending = "";
+            return (ready, true);
+        }
+        int keep = 0;
+        foreach (string stop in stopSequences)
+        {
+            for (int length = Math.Min(stop.Length - 1, _pending.Length); length > keep; length--)
+            {
+                if (_pending.AsSpan(_pending.Length - length).SequenceEqual(stop.AsSpan(0, length)))
+                {
+                    keep = length;
+                    break;
+                }
+            }
+        }
+        string emit = _pending[..^keep];
+        _pending = _pending[^keep..];
+        return (emit, false);
+    }
+
+    /// <summary>The held-back text once generation ended without a stop sequence.</summary>
+    public string Flush()
+    {
+        string rest = _pending;
+        _pending = "";
+        return rest;
+    }
+}

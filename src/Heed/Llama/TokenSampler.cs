@@ -1,0 +1,46 @@
+using Heed.Interop.Llama;
+
+namespace Heed.Llama;
+
+/// <summary>A llama.cpp sampler chain built from <see cref="GenerationOptions"/>.</summary>
+internal sealed class TokenSampler : IDisposable
+{
+    private readonly SafeLlamaSamplerHandle _chain;
+
+    public TokenSampler(GenerationOptions options, int vocabularySize)
+    {
+        _chain = LlamaNative.llama_sampler_chain_init(LlamaNative.llama_sampler_chain_default_params());
+        if (options.RepeatPenalty != 1f || options.FrequencyPenalty != 0f || options.PresencePenalty != 0f)
+        {
+            Add(LlamaNative.llama_sampler_init_penalties(vocabularySize, options.RepeatLastN,
+                options.RepeatPenalty, options.FrequencyPenalty, options.PresencePenalty));
+        }
+        if (options.Temperature == 0f)
+        {
+            Add(LlamaNative.llama_sampler_init_greedy());
+            return;
+        }
+        if (options.TopK > 0)
+        {
+            Add(LlamaNative.llama_sampler_init_top_k(options.TopK));
+        }
+        Add(LlamaNative.llama_sampler_init_top_p(options.TopP, 1));
+        Add(LlamaNative.llama_sampler_init_min_p(options.MinP, 1));
+        Add(LlamaNative.llama_sampler_init_temp(options.Temperature));
+        Add(LlamaNative.llama_sampler_init_dist(options.Seed ?? (uint)Random.Shared.Next()));
+    }
+
+    private void Add(IntPtr sampler)
+    {
+        if (sampler == IntPtr.Zero)
+        {
+            throw new HeedNativeException("llama.cpp could not create a sampler.");
+        }
+        LlamaNative.llama_sampler_chain_add(_chain, sampler); // the chain owns it from here
+    }
+
+    /// <summary>Picks the next token from the logits of the last evaluated token, and records it.</summary>
+    public int Sample(SafeLlamaContextHandle context) => LlamaNative.llama_sampler_sample(_chain, context, -1);
+
+    public void Dispose() => _chain.Dispose();
+}
