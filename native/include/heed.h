@@ -14,5 +14,6 @@
 #include "heed/status.h"
 #include "heed/llama_abi.h"
 #include "heed/tensor.h"
+#include "heed/attention.h"
 
 #endif /* HEED_H */
