@@ -15,8 +15,8 @@ public static unsafe partial class GgmlNative
     [LibraryImport(NativeLibraryNames.Ggml, StringMarshalling = StringMarshalling.Utf8)]
     public static partial void ggml_backend_load_all_from_path(string directory);
 
-    [LibraryImport(NativeLibraryNames.GgmlBase)] public static partial nuint ggml_backend_dev_count();
-    [LibraryImport(NativeLibraryNames.GgmlBase)] public static partial IntPtr ggml_backend_dev_get(nuint index);
+    [LibraryImport(NativeLibraryNames.Ggml)] public static partial nuint ggml_backend_dev_count();
+    [LibraryImport(NativeLibraryNames.Ggml)] public static partial IntPtr ggml_backend_dev_get(nuint index);
     [LibraryImport(NativeLibraryNames.GgmlBase)] public static partial IntPtr ggml_backend_dev_name(IntPtr device);
     [LibraryImport(NativeLibraryNames.GgmlBase)] public static partial IntPtr ggml_backend_dev_description(IntPtr device);
     [LibraryImport(NativeLibraryNames.GgmlBase)] public static partial int ggml_backend_dev_type(IntPtr device);

@@ -20,7 +20,7 @@ public unsafe struct LlamaModelParams
     public int lazy_mode;
     public int main_gpu;
     public float* tensor_split;
-    public delegate* unmanaged[Cdecl]<float, IntPtr, bool> progress_callback;
+    public delegate* unmanaged[Cdecl]<float, IntPtr, byte> progress_callback;
     public IntPtr progress_callback_user_data;
     public IntPtr kv_overrides;
     public bool vocab_only;
@@ -61,7 +61,7 @@ public unsafe struct LlamaContextParams
     public IntPtr cb_eval_user_data;
     public int type_k;
     public int type_v;
-    public delegate* unmanaged[Cdecl]<IntPtr, bool> abort_callback;
+    public delegate* unmanaged[Cdecl]<IntPtr, byte> abort_callback;
     public IntPtr abort_callback_data;
     public bool embeddings;
     public bool offload_kqv;

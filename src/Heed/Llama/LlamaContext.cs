@@ -330,7 +330,15 @@ public sealed unsafe class LlamaContext : IDisposable
     {
         ValidateSequence(sequence);
         using var _ = Enter(default);
-        LlamaNative.llama_memory_seq_keep(Memory, sequence);
+        // llama_memory_seq_keep leaves other sequences' streams alone when the cache is not
+        // unified; removing each other sequence means the same thing in every layout.
+        for (int other = 0; other < Options.SequenceCount; other++)
+        {
+            if (other != sequence)
+            {
+                LlamaNative.llama_memory_seq_rm(Memory, other, -1, -1);
+            }
+        }
     }
 
     /// <summary>Adds delta to the positions [start, end) of a sequence (RoPE is re-applied by llama.cpp).</summary>
@@ -456,15 +464,15 @@ public sealed unsafe class LlamaContext : IDisposable
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
-    private static bool OnAbort(IntPtr userData)
+    private static byte OnAbort(IntPtr userData)
     {
         try
         {
-            return GCHandle.FromIntPtr(userData).Target is LlamaContext context && context._abortToken.IsCancellationRequested;
+            return GCHandle.FromIntPtr(userData).Target is LlamaContext context && context._abortToken.IsCancellationRequested ? (byte)1 : (byte)0;
         }
         catch
         {
-            return false;
+            return 0;
         }
     }
 

@@ -13,6 +13,7 @@ public sealed unsafe class LlamaModel : IDisposable
 {
     private readonly SafeLlamaModelHandle _handle;
     private readonly Dictionary<string, string> _metadata;
+    private volatile bool _disposed;
 
     private LlamaModel(SafeLlamaModelHandle handle, string path)
     {
@@ -100,17 +101,17 @@ public sealed unsafe class LlamaModel : IDisposable
     private sealed record LoadState(IProgress<float>? Progress, CancellationToken CancellationToken);
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
-    private static bool OnProgress(float value, IntPtr userData)
+    private static byte OnProgress(float value, IntPtr userData)
     {
         try
         {
             var state = (LoadState)GCHandle.FromIntPtr(userData).Target!;
             state.Progress?.Report(value);
-            return !state.CancellationToken.IsCancellationRequested;
+            return state.CancellationToken.IsCancellationRequested ? (byte)0 : (byte)1;
         }
         catch
         {
-            return false;
+            return 0;
         }
     }
 
@@ -170,13 +171,18 @@ public sealed unsafe class LlamaModel : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+            // Contexts hold references on the handle, so it stays open after Dispose: track it here.
+            ObjectDisposedException.ThrowIf(_disposed, this);
             return _handle;
         }
     }
 
-    /// <summary>Frees the weights. Contexts made from the model must be disposed first.</summary>
-    public void Dispose() => _handle.Dispose();
+    /// <summary>Frees the weights once the last context made from the model is disposed too.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        _handle.Dispose();
+    }
 
     private static Dictionary<string, string> ReadMetadata(SafeLlamaModelHandle handle)
     {

@@ -1,5 +1,5 @@
 using System.Reflection;
-using System.Runtime.InteropServices;
+using System.Runtime.CompilerServices;
 using Heed.Interop.Llama;
 using Heed.Interop.Native;
 
@@ -28,11 +28,11 @@ internal static class NativeAbiCheck
         }
     }
 
-    private static void VerifyStruct(string cName, Type type)
+    internal static void VerifyStruct(string cName, Type type)
     {
         Check(HeedNative.heed_llama_struct_size(cName, out nuint nativeSize), cName);
-        int managedSize = Marshal.SizeOf(type);
-        FieldInfo[] fields = type.GetFields(BindingFlags.Public | BindingFlags.Instance);
+        FieldInfo[] fields = type.GetFields(BindingFlags.Public | BindingFlags.Instance | BindingFlags.NonPublic);
+        (Dictionary<string, (long Offset, int Size)> layout, int managedSize) = ManagedLayout(type, fields);
         Check(HeedNative.heed_llama_field_count(cName, out int nativeCount), cName);
         if (nativeCount != fields.Length)
         {
@@ -46,10 +46,7 @@ internal static class NativeAbiCheck
                 throw Mismatch(cName, $"field '{field.Name}' does not exist in llama.h");
             }
             Check(status, cName);
-            long managedOffset = Marshal.OffsetOf(type, field.Name).ToInt64();
-            int managedFieldSize = field.FieldType.IsPointer || field.FieldType.IsFunctionPointer
-                ? IntPtr.Size
-                : Marshal.SizeOf(field.FieldType == typeof(bool) ? typeof(byte) : field.FieldType);
+            (long managedOffset, int managedFieldSize) = layout[field.Name];
             if ((long)offset != managedOffset || (int)size != managedFieldSize)
             {
                 throw Mismatch(cName, $"field '{field.Name}' is at offset {offset} (size {size}) in llama.h " +
@@ -61,6 +58,39 @@ internal static class NativeAbiCheck
             throw Mismatch(cName, $"size is {nativeSize} bytes in llama.h but {managedSize} in C#");
         }
     }
+
+    // Marshal.OffsetOf reports the marshalled layout (a bool there is 4 bytes), not the memory
+    // that a blittable call passes. The memory layout of a sequential unmanaged struct follows
+    // natural alignment; this computes it and cross-checks the total with the runtime's own size.
+    private static (Dictionary<string, (long, int)> Layout, int Size) ManagedLayout(Type type, FieldInfo[] fields)
+    {
+        var layout = new Dictionary<string, (long, int)>();
+        long offset = 0;
+        int maxAlign = 1;
+        foreach (FieldInfo field in fields.OrderBy(f => f.MetadataToken))
+        {
+            int size = FieldSize(field.FieldType);
+            offset = (offset + size - 1) / size * size;
+            layout[field.Name] = (offset, size);
+            offset += size;
+            maxAlign = Math.Max(maxAlign, size);
+        }
+        int total = (int)((offset + maxAlign - 1) / maxAlign * maxAlign);
+        int runtimeSize = (int)typeof(Unsafe).GetMethod(nameof(Unsafe.SizeOf))!.MakeGenericMethod(type).Invoke(null, null)!;
+        if (runtimeSize != total)
+        {
+            throw new HeedNativeException($"internal: computed layout of {type.Name} ({total} bytes) disagrees with the runtime ({runtimeSize} bytes).");
+        }
+        return (layout, total);
+    }
+
+    private static int FieldSize(Type type) =>
+        type.IsPointer || type.IsFunctionPointer || type == typeof(IntPtr) || type == typeof(UIntPtr) ? IntPtr.Size
+        : type == typeof(bool) || type == typeof(byte) || type == typeof(sbyte) ? 1
+        : type == typeof(short) || type == typeof(ushort) ? 2
+        : type == typeof(int) || type == typeof(uint) || type == typeof(float) ? 4
+        : type == typeof(long) || type == typeof(ulong) || type == typeof(double) ? 8
+        : throw new HeedNativeException($"internal: no layout rule for field type {type}");
 
     private static void Check(HeedStatus status, string cName)
     {

@@ -1,0 +1,96 @@
+namespace Heed.Tests.Gguf;
+
+/// <summary>
+/// Writes a tiny Llama-architecture GGUF with random weights and a working byte-level BPE
+/// tokenizer: 2 layers, 4 query heads and 2 KV heads (GQA) of size 16, context 512.
+/// Deterministic for a given seed, so every test sees the same model.
+/// </summary>
+public static class TinyLlama
+{
+    public const int EmbeddingSize = 64;
+    public const int Layers = 2;
+    public const int Heads = 4;
+    public const int KvHeads = 2;
+    public const int HeadSize = EmbeddingSize / Heads;
+    public const int FeedForward = 128;
+    public const int ContextLength = 512;
+
+    public const string Corpus =
+        "the pass key is hidden in the text . remember the pass key . what is the pass key ? " +
+        "the quick brown fox jumps over the lazy dog . a model reads the documents and the query . " +
+        "attention finds the answer in the context . the answer is in the document about the key . " +
+        "retrieval with attention ranks the documents by the mass the query gives them .";
+
+    public static int VocabularySize => Bpe.Tokens.Count + 2;
+
+    public static int Bos => Bpe.Tokens.Count;
+
+    public static int Eos => Bpe.Tokens.Count + 1;
+
+    public static ByteLevelBpe Bpe { get; } = ByteLevelBpe.Train(Corpus, mergeCount: 120);
+
+    public static void Write(string path, int seed = 1234)
+    {
+        var random = new Random(seed);
+        var tokens = new List<string>(Bpe.Tokens) { "<|bos|>", "<|eos|>" };
+        var types = Enumerable.Repeat(1, Bpe.Tokens.Count).Concat([3, 3]).ToList(); // normal, control
+        int vocab = tokens.Count;
+
+        var gguf = new GgufWriter()
+            .Add("general.architecture", "llama")
+            .Add("general.name", "heed-tiny-random")
+            .Add("llama.context_length", (uint)ContextLength)
+            .Add("llama.embedding_length", (uint)EmbeddingSize)
+            .Add("llama.block_count", (uint)Layers)
+            .Add("llama.feed_forward_length", (uint)FeedForward)
+            .Add("llama.attention.head_count", (uint)Heads)
+            .Add("llama.attention.head_count_kv", (uint)KvHeads)
+            .Add("llama.rope.dimension_count", (uint)HeadSize)
+            .Add("llama.rope.freq_base", 10000f)
+            .Add("llama.attention.layer_norm_rms_epsilon", 1e-5f)
+            .Add("llama.vocab_size", (uint)vocab)
+            .Add("tokenizer.ggml.model", "gpt2")
+            .Add("tokenizer.ggml.pre", "gpt-2")
+            .Add("tokenizer.ggml.tokens", tokens)
+            .Add("tokenizer.ggml.token_type", types)
+            .Add("tokenizer.ggml.merges", Bpe.Merges)
+            .Add("tokenizer.ggml.bos_token_id", (uint)Bos)
+            .Add("tokenizer.ggml.eos_token_id", (uint)Eos)
+            .Add("tokenizer.ggml.add_bos_token", true)
+            .Add("tokenizer.chat_template",
+                "{% for m in messages %}<|bos|>{{ m['role'] }}\n{{ m['content'] }}<|eos|>\n{% endfor %}" +
+                "{% if add_generation_prompt %}<|bos|>assistant\n{% endif %}");
+
+        gguf.AddTensor("token_embd.weight", [EmbeddingSize, vocab], Normal(random, EmbeddingSize * vocab, 0.5f));
+        for (int layer = 0; layer < Layers; layer++)
+        {
+            string p = $"blk.{layer}.";
+            int kv = KvHeads * HeadSize;
+            gguf.AddTensor(p + "attn_norm.weight", [EmbeddingSize], Ones(EmbeddingSize))
+                .AddTensor(p + "attn_q.weight", [EmbeddingSize, EmbeddingSize], Normal(random, EmbeddingSize * EmbeddingSize, 0.2f))
+                .AddTensor(p + "attn_k.weight", [EmbeddingSize, kv], Normal(random, EmbeddingSize * kv, 0.2f))
+                .AddTensor(p + "attn_v.weight", [EmbeddingSize, kv], Normal(random, EmbeddingSize * kv, 0.2f))
+                .AddTensor(p + "attn_output.weight", [EmbeddingSize, EmbeddingSize], Normal(random, EmbeddingSize * EmbeddingSize, 0.1f))
+                .AddTensor(p + "ffn_norm.weight", [EmbeddingSize], Ones(EmbeddingSize))
+                .AddTensor(p + "ffn_gate.weight", [EmbeddingSize, FeedForward], Normal(random, EmbeddingSize * FeedForward, 0.1f))
+                .AddTensor(p + "ffn_up.weight", [EmbeddingSize, FeedForward], Normal(random, EmbeddingSize * FeedForward, 0.1f))
+                .AddTensor(p + "ffn_down.weight", [FeedForward, EmbeddingSize], Normal(random, FeedForward * EmbeddingSize, 0.1f));
+        }
+        gguf.AddTensor("output_norm.weight", [EmbeddingSize], Ones(EmbeddingSize))
+            .AddTensor("output.weight", [EmbeddingSize, vocab], Normal(random, EmbeddingSize * vocab, 0.5f));
+        gguf.Write(path);
+    }
+
+    private static float[] Ones(int n) => Enumerable.Repeat(1f, n).ToArray();
+
+    private static float[] Normal(Random random, int n, float scale)
+    {
+        var data = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+            data[i] = (float)(scale * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        }
+        return data;
+    }
+}
