@@ -1,0 +1,11 @@
+// attention_cuda.hpp - the CUDA launchers behind heed/attention.h. Arguments arrive validated;
+// a launcher answers HEED_ERR_UNSUPPORTED for valid input its kernels do not handle.
+#pragma once
+
+#include "cpu/attention_a.hpp"
+
+namespace heed::cuda {
+heed_status attention_aggregate(const aggregate_args &a, int device);
+heed_status attention_forward(const attention_args &a, int device);  // flash, or block-sparse with a.mask
+heed_status block_mask_estimate(const mask_estimate_args &a, int device);
+}  // namespace heed::cuda
