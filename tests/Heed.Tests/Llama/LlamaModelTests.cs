@@ -1,5 +1,5 @@
 using Heed.Llama;
-using Heed.Tests.Gguf;
+using Heed.TestModels;
 
 namespace Heed.Tests.Llama;
 

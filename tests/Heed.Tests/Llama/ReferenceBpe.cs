@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
-using Heed.Tests.Gguf;
+using Heed.TestModels;
 
 namespace Heed.Tests.Llama;
 

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Heed.Tests.Gguf;
+namespace Heed.TestModels;
 
 /// <summary>
 /// Writes GGUF v3 files: header, metadata, tensor infos, aligned tensor data. Enough of the

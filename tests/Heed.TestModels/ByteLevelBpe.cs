@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Heed.Tests.Gguf;
+namespace Heed.TestModels;
 
 /// <summary>
 /// A small byte-level BPE vocabulary in GPT-2's conventions (every byte is a token, shown

@@ -1,4 +1,4 @@
-namespace Heed.Tests.Gguf;
+namespace Heed.TestModels;
 
 /// <summary>
 /// Writes a tiny Llama-architecture GGUF with random weights and a working byte-level BPE
