@@ -14,6 +14,8 @@
 #include "heed/status.h"
 #include "heed/llama_abi.h"
 #include "heed/tensor.h"
+#include "heed/linear_attention.h"
+#include "heed/kv_quant.h"
 #include "heed/attention.h"
 
 #endif /* HEED_H */
