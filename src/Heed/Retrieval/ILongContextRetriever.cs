@@ -1,0 +1,29 @@
+namespace Heed.Retrieval;
+
+/// <summary>Finds the evidence for a question in a document longer than the model's context.</summary>
+public interface ILongContextRetriever
+{
+    /// <summary>Reads the document chunk by chunk and returns the sentences that answer the question.</summary>
+    Task<RetrievalResult> RetrieveAsync(string question, TextReader document, IProgress<RetrievalProgress>? progress = null,
+        CancellationToken cancellationToken = default);
+
+    /// <summary>Retrieves, then generates an answer from the evidence.</summary>
+    Task<AnswerResult> AnswerAsync(string question, TextReader document, IProgress<RetrievalProgress>? progress = null,
+        CancellationToken cancellationToken = default);
+}
+
+/// <summary>A sentence kept as evidence.</summary>
+/// <param name="Text">The sentence.</param>
+/// <param name="Score">Attention-based relevance (higher is better).</param>
+/// <param name="Offset">Character offset of the sentence in the source text.</param>
+/// <param name="Length">Its length in characters.</param>
+public sealed record Evidence(string Text, double Score, long Offset, int Length);
+
+/// <summary>What retrieval found and how much it read.</summary>
+public sealed record RetrievalResult(IReadOnlyList<Evidence> Evidence, int ChunksProcessed, long TokensProcessed);
+
+/// <summary>An answer generated from evidence.</summary>
+public sealed record AnswerResult(string Answer, RetrievalResult Retrieval);
+
+/// <summary>Progress over the chunks of a document.</summary>
+public sealed record RetrievalProgress(int ChunksDone, long CharactersRead, long? CharactersTotal);
