@@ -63,8 +63,7 @@ def apply_rope(x, cos, sin):
     return y.view(B, H, T, D).type_as(x)
 
 
-_HAS_GQA_SDPA = hasattr(F, "scaled_dot_product_attention") and tuple(
-    int(v) for v in torch.__version__.split("+")[0].split(".")[:2] if v.isdigit()) >= (2, 5)
+_HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
 
 class Attention(nn.Module):
@@ -84,12 +83,12 @@ class Attention(nn.Module):
         k = self.wk(x).view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)
         v = self.wv(x).view(B, T, c.n_kv_head, c.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if _HAS_GQA_SDPA:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        r = c.n_head // c.n_kv_head
+        k = k.repeat_interleave(r, dim=1)       # q head h reads kv head h // r (as ggml broadcasts)
+        v = v.repeat_interleave(r, dim=1)
+        if _HAS_SDPA:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            r = c.n_head // c.n_kv_head
-            k = k.repeat_interleave(r, dim=1)
-            v = v.repeat_interleave(r, dim=1)
             att = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(c.head_dim)
             mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
             att = att.masked_fill(~mask, float("-inf")).softmax(-1)

@@ -9,8 +9,8 @@ Steps:
      strip markup, normalise whitespace.
   4. Deduplicate: exact documents, then repeated paragraphs (boilerplate).
   5. Split documents into train / held-out (deterministic hash of the document id, ~1.5%).
-  6. Write xz-compressed JSON lines to models/.data/corpus_{train,heldout}.jsonl.xz,
-     models/.data/sources.json (package, version, byte counts) and the fixture text
+  6. Write xz-compressed JSON lines to models/.corpus/corpus_{train,heldout}.jsonl.xz,
+     models/.corpus/sources.json (package, version, byte counts) and the fixture text
      models/fixtures/heldout.txt (a few KB of held-out text).
 
 Usage: python3 models/train/prep_data.py
@@ -29,7 +29,8 @@ import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]          # models/
-DATA = ROOT / ".data"
+DATA = ROOT / ".data"              # downloaded .debs and extracted trees
+CORPUS = ROOT / ".corpus"          # cleaned, deduplicated, xz-compressed output (carried to the device)
 DEBS = DATA / "debs"
 X = DATA / "x"
 FIXTURES = ROOT / "fixtures"
@@ -398,23 +399,24 @@ def main():
         k = "held_" if is_held else ""
         s[k + "docs"] += 1
         s[k + "chars"] += len(text)
+    CORPUS.mkdir(parents=True, exist_ok=True)
     for name, docs in (("train", train), ("heldout", held)):
-        with lzma.open(DATA / f"corpus_{name}.jsonl.xz", "wt", encoding="utf-8", preset=6) as f:
+        with lzma.open(CORPUS / f"corpus_{name}.jsonl.xz", "wt", encoding="utf-8", preset=6) as f:
             for d in docs:
                 f.write(json.dumps(d, ensure_ascii=False) + "\n")
     for src, s in stats.items():
         s.update(versions.get(src, {}))
-    (DATA / "sources.json").write_text(json.dumps(stats, indent=1))
+    (CORPUS / "sources.json").write_text(json.dumps(stats, indent=1))
     write_fixture(held)
     total = sum(s["chars"] for s in stats.values())
     print(json.dumps({k: (v["docs"], v["chars"], v["held_docs"], v["held_chars"]) for k, v in stats.items()}, indent=0))
     print(f"train docs {len(train)} heldout docs {len(held)} train chars {total}")
-    for p in (DATA / "corpus_train.jsonl.xz", DATA / "corpus_heldout.jsonl.xz"):
+    for p in (CORPUS / "corpus_train.jsonl.xz", CORPUS / "corpus_heldout.jsonl.xz"):
         print(p.name, p.stat().st_size)
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--fixture-only"]:
-        write_fixture([json.loads(l) for l in lzma.open(DATA / "corpus_heldout.jsonl.xz", "rt", encoding="utf-8")])
+        write_fixture([json.loads(l) for l in lzma.open(CORPUS / "corpus_heldout.jsonl.xz", "rt", encoding="utf-8")])
     else:
         sys.exit(main())
