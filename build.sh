@@ -79,7 +79,7 @@ demo() {
   if [[ ! -f "$model" ]]; then
     model="$root/artifacts/demo/tiny-random.gguf"
     say "no shipped model yet: generating a tiny random-weight model at ${model#$root/}"
-    "${cli[@]}" dev make-tiny-model --out "$model"
+    dotnet "$root/tests/Heed.TestModels/bin/Release/net10.0/Heed.TestModels.dll" "$model"
   fi
   "${cli[@]}" info --model "$model"
   "${cli[@]}" generate --model "$model" --prompt "The pass key is 71432. Remember it. The pass key is" --max-tokens 16
