@@ -1,0 +1,72 @@
+using Heed.AI;
+using Heed.Llama;
+using Heed.Ranking;
+using Heed.Retrieval;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Heed.Hosting;
+
+/// <summary>Registers Heed in a service collection.</summary>
+public static class HeedServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds Heed: <see cref="HeedOptions"/> (validated when the host starts), the model (loaded
+    /// once), pooled contexts with timeout, concurrency limit and GPU-to-CPU fallback,
+    /// <see cref="IChatClient"/>, <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/>,
+    /// <see cref="HeedResilience"/> and <see cref="HeedTools"/>. Register an
+    /// <see cref="IDocumentReranker"/>, <see cref="ILongContextRetriever"/> or
+    /// <see cref="IKnowledgeBase"/> of your own before or after; the tools use them.
+    /// </summary>
+    /// <param name="services">The collection.</param>
+    /// <param name="configure">Sets the options; at least <see cref="HeedOptions.ModelPath"/>.</param>
+    public static IServiceCollection AddHeed(this IServiceCollection services, Action<HeedOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        services.AddOptions<HeedOptions>().Configure(configure).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HeedOptions>, HeedOptionsValidator>());
+        services.TryAddSingleton<ILoggerFactory>(NullLoggerFactory.Instance);
+        services.TryAdd(ServiceDescriptor.Singleton(typeof(ILogger<>), typeof(Logger<>)));
+
+        services.TryAddSingleton<HeedModelProvider>();
+        services.TryAddSingleton(sp => sp.GetRequiredService<HeedModelProvider>().GetModelAsync().GetAwaiter().GetResult());
+        services.TryAddSingleton(sp => new HeedResilience(Options(sp).ToResilienceOptions(), Loggers(sp).CreateLogger("Heed.Store")));
+        services.TryAddKeyedSingleton(HeedServiceKeys.Chat, (sp, _) =>
+            HeedInferenceFactory.Create(sp.GetRequiredService<HeedModelProvider>(), Options(sp), "chat", embeddings: false, Loggers(sp)));
+        services.TryAddKeyedSingleton(HeedServiceKeys.Embedding, (sp, _) =>
+            HeedInferenceFactory.Create(sp.GetRequiredService<HeedModelProvider>(), Options(sp), "embedding", embeddings: true, Loggers(sp)));
+
+        services.TryAddSingleton<IChatClient>(sp => new LlamaChatClient(
+            sp.GetRequiredKeyedService<LlamaInference>(HeedServiceKeys.Chat),
+            new LlamaChatClientOptions
+            {
+                FallbackTemplate = Options(sp).FallbackChatTemplate,
+                DefaultMaxOutputTokens = Options(sp).DefaultMaxOutputTokens,
+            },
+            Loggers(sp).CreateLogger<LlamaChatClient>()));
+        services.TryAddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(sp =>
+            new LlamaEmbeddingGenerator(sp.GetRequiredKeyedService<LlamaInference>(HeedServiceKeys.Embedding)));
+
+        services.TryAddSingleton(sp => new HeedTools(
+            sp.GetService<IDocumentReranker>(),
+            sp.GetService<ILongContextRetriever>(),
+            sp.GetService<IKnowledgeBase>(),
+            Options(sp).AllowedRoots,
+            Loggers(sp).CreateLogger<HeedTools>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, HeedModelWarmup>());
+        return services;
+    }
+
+    private static HeedOptions Options(IServiceProvider services) => services.GetRequiredService<IOptions<HeedOptions>>().Value;
+
+    private static ILoggerFactory Loggers(IServiceProvider services) => services.GetRequiredService<ILoggerFactory>();
+
+    /// <summary>The model AddHeed loaded (loads it now if it is not yet loaded).</summary>
+    public static LlamaModel GetHeedModel(this IServiceProvider services) =>
+        services.GetRequiredService<HeedModelProvider>().GetModelAsync().GetAwaiter().GetResult();
+}
