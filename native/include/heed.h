@@ -17,5 +17,6 @@
 #include "heed/linear_attention.h"
 #include "heed/kv_quant.h"
 #include "heed/attention.h"
+#include "heed/capture.h"
 
 #endif /* HEED_H */
