@@ -1,0 +1,356 @@
+// quant_decode_attention.cu - decode attention over the quantized KV cache on CUDA
+// (flash-decoding).
+//
+// Grid: (split of the sequence, kv head x row tile, batch item). A block holds the query rows
+// that share one kv head (GQA group x nq rows, up to RT of them) and walks its split in tiles
+// of 32 tokens:
+//   1. the tile's packed K and V codes arrive as 16-byte loads (issued one tile ahead, into
+//      registers), are dequantized once into shared memory (fp16 copies for salient tokens);
+//   2. warp w scores rows w, w+4, ...: lane = token; an online softmax per row (base 2);
+//   3. each thread accumulates P V for one channel over its rows.
+// With one split the block writes the output; otherwise it writes (max, sum, unnormalized
+// output) per row and a combine kernel merges the splits.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/linear_kv_cuda.hpp"
+
+namespace heed::linear_kv {
+namespace {
+
+constexpr int TT = 32;       // tokens per tile
+constexpr int NT = 128;      // threads per block
+constexpr int MAXVG = 4;     // V channel groups per token held in shared memory (D / 32)
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct decode_params {
+    dview q, out;
+    const uint8_t *kcodes, *vcodes;
+    const __half *kscale, *kzero, *vscale, *vzero, *sk, *sv;
+    const int32_t *slot;
+    float *ws_o, *ws_ml;  // split partials: [row][split][D], [row][split][2]
+    int64_t H, Hkv, N, S, KG, nq, chunk;
+    int group, qgroup, rows, splits, causal;
+    float qscale;  // scale * log2(e)
+};
+
+template <int BITS, int D>
+struct tile_shape {
+    static constexpr int RB = D * BITS / 8;          // bytes per token row
+    static constexpr int UNITS = TT * RB / 16;       // 16-byte units per tile
+    static constexpr int UPT = (UNITS + NT - 1) / NT;  // units per thread
+    static constexpr int CPU_ = 128 / BITS;          // codes per unit
+};
+
+template <int BITS, int D, int RT>
+size_t smem_bytes() {
+    return sizeof(float) * ((size_t)RT * D + TT * (D + 1) + TT * D + RT * TT + RT + 2 * RT + 2 * D + 2 * TT * MAXVG * 2);
+}
+
+template <int BITS, int D, int RT>
+__global__ void __launch_bounds__(NT, RT == 8 ? 4 : 1) decode_kernel(decode_params p) {
+    using shape = tile_shape<BITS, D>;
+    extern __shared__ float sm[];
+    float *q_s = sm;                     // [RT][D]
+    float *k_s = q_s + RT * D;           // [TT][D+1]
+    float *v_s = k_s + TT * (D + 1);     // [TT][D]
+    float *p_s = v_s + TT * D;           // [RT][TT]
+    float *alpha_s = p_s + RT * TT;      // [RT]
+    float *ml_s = alpha_s + RT;          // [RT][2]
+    float *ksc_s = ml_s + 2 * RT;        // [D] K scale of the tile's token group
+    float *kze_s = ksc_s + D;            // [D]
+    float *vsc_s = kze_s + D;            // [TT][MAXVG]
+    float *vze_s = vsc_s + TT * MAXVG;   // [TT][MAXVG]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int split = blockIdx.x;
+    const int64_t b = blockIdx.z;
+    const int row_tiles = (p.rows + RT - 1) / RT;
+    const int64_t kvh = blockIdx.y / row_tiles;
+    const int row0 = (int)(blockIdx.y % row_tiles) * RT;
+    const int64_t pair = b * p.Hkv + kvh;
+    const int64_t n_begin = (int64_t)split * p.chunk, n_end = min(p.N, n_begin + p.chunk);
+    const int VG = (D + p.group - 1) / p.group;
+
+    // Query rows, pre-scaled (rows past the end are zero).
+    for (int i = tid; i < RT * D; i += NT) {
+        const int r = i / D, c = i % D, rr = row0 + r;
+        float x = 0.0f;
+        if (rr < p.rows) {
+            const int64_t h = kvh * p.qgroup + rr / p.nq, qi = rr % p.nq;
+            x = dload(p.q, b * p.q.s[0] + h * p.q.s[1] + qi * p.q.s[2] + c * p.q.s[3]) * p.qscale;
+        }
+        q_s[i] = x;
+    }
+
+    const uint8_t *kbase = p.kcodes + pair * p.N * shape::RB;
+    const uint8_t *vbase = p.vcodes + pair * p.N * shape::RB;
+    const int32_t *slot = p.slot + b * p.N;
+    // Everything a tile needs from global memory is loaded one tile ahead into registers:
+    // packed codes, the salient slot of each unit's token, and the K and V scales.
+    uint4 kraw[shape::UPT], vraw[shape::UPT];
+    int32_t slot_r[shape::UPT];
+    __half ksc_r = __float2half_rn(0.0f), kze_r = ksc_r, vsc_r = ksc_r, vze_r = ksc_r;
+    auto load_raw = [&](int64_t t0) {
+#pragma unroll
+        for (int u = 0; u < shape::UPT; ++u) {
+            const int unit = tid + u * NT;
+            kraw[u] = make_uint4(0, 0, 0, 0), vraw[u] = make_uint4(0, 0, 0, 0);
+            slot_r[u] = -1;
+            if (unit < shape::UNITS) {
+                const int64_t n = t0 + unit * 16 / shape::RB;
+                if (n < p.N) {
+                    const int64_t off = t0 * shape::RB + unit * 16;
+                    kraw[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + off));
+                    vraw[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + off));
+                    slot_r[u] = __ldg(slot + n);
+                }
+            }
+        }
+        if (tid < D) {  // K scale of the tile's token group (a tile never straddles a group:
+                        // tiles start at multiples of 32 and groups are 32, 64 or 128 long)
+            const int64_t si = (pair * p.KG + t0 / p.group) * D + tid;
+            ksc_r = p.kscale[si], kze_r = p.kzero[si];
+        }
+        if (tid < TT * VG) {  // V scales per token
+            const int64_t n = t0 + tid / VG;
+            if (n < p.N) {
+                const int64_t si = (pair * p.N + n) * VG + tid % VG;
+                vsc_r = p.vscale[si], vze_r = p.vzero[si];
+            }
+        }
+    };
+
+    // Per-row softmax state, held by the warp that scores the row (rows warp + 4i).
+    constexpr int RW = RT / 4;
+    float m_r[RW], l_r[RW];
+#pragma unroll
+    for (int i = 0; i < RW; ++i) m_r[i] = -INFINITY, l_r[i] = 0.0f;
+    // Output accumulators: channel c = tid % D, rows rsub + TPR i.
+    constexpr int TPR = NT / D;
+    constexpr int RO = RT / TPR;
+    const int oc = tid % D, rsub = tid / D;
+    float o_r[RO];
+#pragma unroll
+    for (int i = 0; i < RO; ++i) o_r[i] = 0.0f;
+
+    if (n_begin < n_end) load_raw(n_begin);
+    for (int64_t t0 = n_begin; t0 < n_end; t0 += TT) {
+        __syncthreads();  // the previous tile's readers are done with the shared buffers
+        if (tid < D) ksc_s[tid] = __half2float(ksc_r), kze_s[tid] = __half2float(kze_r);
+        if (tid < TT * VG) {
+            const int t = tid / VG, gi = tid % VG;
+            vsc_s[t * MAXVG + gi] = __half2float(vsc_r), vze_s[t * MAXVG + gi] = __half2float(vze_r);
+        }
+        __syncthreads();
+        // Dequantize this thread's units into k_s / v_s.
+#pragma unroll
+        for (int u = 0; u < shape::UPT; ++u) {
+            const int unit = tid + u * NT;
+            if (unit >= shape::UNITS) continue;
+            const int t = unit * 16 / shape::RB;
+            const int c0 = (unit * 16 % shape::RB) * (8 / BITS);
+            const int64_t n = t0 + t;
+            const int32_t s = slot_r[u] < p.S ? slot_r[u] : -1;  // a corrupt slot map reads no foreign memory
+            const uint32_t kw[4] = {kraw[u].x, kraw[u].y, kraw[u].z, kraw[u].w};
+            const uint32_t vw[4] = {vraw[u].x, vraw[u].y, vraw[u].z, vraw[u].w};
+            constexpr int PER_WORD = 32 / BITS;
+#pragma unroll
+            for (int w = 0; w < 4; ++w) {
+                const uint32_t kword = kw[w], vword = vw[w];
+#pragma unroll 4
+                for (int j = 0; j < PER_WORD; ++j) {  // codes low bits first
+                    const int c = c0 + w * PER_WORD + j;
+                    const unsigned kc = (kword >> (j * BITS)) & ((1u << BITS) - 1u);
+                    const unsigned vc = (vword >> (j * BITS)) & ((1u << BITS) - 1u);
+                    float kx, vx;
+                    if (n >= p.N) {
+                        kx = 0.0f, vx = 0.0f;
+                    } else if (s >= 0) {
+                        kx = __half2float(p.sk[(pair * p.S + s) * D + c]);
+                        vx = __half2float(p.sv[(pair * p.S + s) * D + c]);
+                    } else {
+                        kx = fmaf((float)kc, ksc_s[c], kze_s[c]);
+                        const int gi = c / p.group;
+                        vx = fmaf((float)vc, vsc_s[t * MAXVG + gi], vze_s[t * MAXVG + gi]);
+                    }
+                    k_s[t * (D + 1) + c] = kx;
+                    v_s[t * D + c] = vx;
+                }
+            }
+        }
+        __syncthreads();
+        if (t0 + TT < n_end) load_raw(t0 + TT);  // in flight while this tile computes
+
+        // Scores and the online softmax: warp w, rows w + 4i; lane = token.
+        {
+            const int64_t n = t0 + lane;
+            float acc[RW];
+#pragma unroll
+            for (int i = 0; i < RW; ++i) acc[i] = 0.0f;
+#pragma unroll 8
+            for (int c = 0; c < D; ++c) {
+                const float kx = k_s[lane * (D + 1) + c];
+#pragma unroll
+                for (int i = 0; i < RW; ++i) acc[i] = fmaf(q_s[(warp + 4 * i) * D + c], kx, acc[i]);
+            }
+#pragma unroll
+            for (int i = 0; i < RW; ++i) {
+                const int r = warp + 4 * i, rr = row0 + r;
+                bool ok = n < n_end && rr < p.rows;
+                if (ok && p.causal) ok = n <= p.N - p.nq + rr % p.nq;
+                const float sc = ok ? acc[i] : -INFINITY;
+                float mx = sc;
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                const float m_new = fmaxf(m_r[i], mx);
+                float pr = 0.0f, alpha = 1.0f;
+                if (m_new != -INFINITY) {
+                    pr = exp2f(sc - m_new);
+                    alpha = exp2f(m_r[i] - m_new);
+                }
+                float sum = pr;
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+                l_r[i] = l_r[i] * alpha + sum;
+                m_r[i] = m_new;
+                p_s[r * TT + lane] = pr;
+                if (lane == 0) alpha_s[r] = alpha;
+            }
+        }
+        __syncthreads();
+        // O = alpha O + P V.
+#pragma unroll
+        for (int i = 0; i < RO; ++i) o_r[i] *= alpha_s[rsub + TPR * i];
+#pragma unroll 4
+        for (int t = 0; t < TT; ++t) {
+            const float vx = v_s[t * D + oc];
+#pragma unroll
+            for (int i = 0; i < RO; ++i) o_r[i] = fmaf(p_s[(rsub + TPR * i) * TT + t], vx, o_r[i]);
+        }
+    }
+
+    // Row statistics to shared memory for the output threads.
+    __syncthreads();
+    if (lane == 0)
+#pragma unroll
+        for (int i = 0; i < RW; ++i) ml_s[2 * (warp + 4 * i)] = m_r[i], ml_s[2 * (warp + 4 * i) + 1] = l_r[i];
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < RO; ++i) {
+        const int r = rsub + TPR * i, rr = row0 + r;
+        if (rr >= p.rows) continue;
+        const int64_t h = kvh * p.qgroup + rr / p.nq, qi = rr % p.nq;
+        const int64_t row = (b * p.H + h) * p.nq + qi;
+        if (p.splits == 1) {
+            dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + oc * p.out.s[3], o_r[i] / ml_s[2 * r + 1]);
+        } else {
+            p.ws_o[(row * p.splits + split) * D + oc] = o_r[i];
+            if (oc == 0) {
+                p.ws_ml[(row * p.splits + split) * 2] = ml_s[2 * r];
+                p.ws_ml[(row * p.splits + split) * 2 + 1] = ml_s[2 * r + 1];
+            }
+        }
+    }
+}
+
+// One block per query row: merges the splits' (max, sum, output).
+template <int D>
+__global__ void combine_kernel(decode_params p) {
+    const int64_t row = blockIdx.x;  // (b * H + h) * nq + qi
+    const int c = threadIdx.x;
+    float M = -INFINITY;
+    for (int s = 0; s < p.splits; ++s) M = fmaxf(M, p.ws_ml[(row * p.splits + s) * 2]);
+    float L = 0.0f, o = 0.0f;
+    for (int s = 0; s < p.splits; ++s) {
+        const float m = p.ws_ml[(row * p.splits + s) * 2], l = p.ws_ml[(row * p.splits + s) * 2 + 1];
+        if (l == 0.0f) continue;  // a split this row sees nothing of
+        const float w = exp2f(m - M);
+        L = fmaf(w, l, L);
+        o = fmaf(w, p.ws_o[(row * p.splits + s) * D + c], o);
+    }
+    const int64_t qi = row % p.nq, h = (row / p.nq) % p.H, b = row / (p.nq * p.H);
+    dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + c * p.out.s[3], o / L);
+}
+
+template <int BITS, int D, int RT>
+heed_status launch(decode_params p, int64_t B, int64_t Hkv) {
+    const size_t smem = smem_bytes<BITS, D, RT>();
+    HEED_CUDA_CHECK(cudaFuncSetAttribute(decode_kernel<BITS, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const int row_tiles = (p.rows + RT - 1) / RT;
+    dim3 grid((unsigned)p.splits, (unsigned)(Hkv * row_tiles), (unsigned)B);
+    decode_kernel<BITS, D, RT><<<grid, NT, smem>>>(p);
+    HEED_CUDA_CHECK_LAUNCH("decode_kernel");
+    if (p.splits > 1) {
+        combine_kernel<D><<<(unsigned)(B * p.H * p.nq), D>>>(p);
+        HEED_CUDA_CHECK_LAUNCH("combine_kernel");
+    }
+    return HEED_OK;
+}
+
+template <int BITS, int D>
+heed_status launch_rows(const decode_params &p, int64_t B, int64_t Hkv) {
+    return p.rows <= 8 ? launch<BITS, D, 8>(p, B, Hkv) : launch<BITS, D, 32>(p, B, Hkv);
+}
+
+template <int D>
+heed_status launch_bits(const decode_params &p, int bits, int64_t B, int64_t Hkv) {
+    return bits == 8 ? launch_rows<8, D>(p, B, Hkv) : bits == 4 ? launch_rows<4, D>(p, B, Hkv) : launch_rows<2, D>(p, B, Hkv);
+}
+
+}  // namespace
+
+heed_status quant_decode_cuda(const decode_args &a, int device) {
+    device_scope scope(device);
+    HEED_CUDA_CHECK(scope.err);
+    const quant_dims &D = a.dims;
+    const heed_quant_kv &c = *a.cache;
+    if (reinterpret_cast<uintptr_t>(c.k_codes.data) % 16 != 0 || reinterpret_cast<uintptr_t>(c.v_codes.data) % 16 != 0)
+        return fail(HEED_ERR_UNSUPPORTED, "cache.k_codes/v_codes: the CUDA decode needs 16-byte aligned code buffers");
+    if (D.B > 65535 || D.Hkv * 4 > 65535) return fail(HEED_ERR_UNSUPPORTED, "q: too many batch items or heads for the CUDA decode");
+    decode_params p{};
+    p.q = make_view(a.q), p.out = make_view(a.out);
+    p.kcodes = static_cast<const uint8_t *>(c.k_codes.data), p.vcodes = static_cast<const uint8_t *>(c.v_codes.data);
+    p.kscale = static_cast<const __half *>(c.k_scale.data), p.kzero = static_cast<const __half *>(c.k_zero.data);
+    p.vscale = static_cast<const __half *>(c.v_scale.data), p.vzero = static_cast<const __half *>(c.v_zero.data);
+    p.sk = static_cast<const __half *>(c.salient_k.data), p.sv = static_cast<const __half *>(c.salient_v.data);
+    p.slot = static_cast<const int32_t *>(c.salient_slot.data);
+    p.H = a.H, p.Hkv = D.Hkv, p.N = D.N, p.S = D.S, p.KG = D.k_groups(), p.nq = a.nq;
+    p.group = D.group, p.qgroup = (int)(a.H / D.Hkv), p.rows = (int)(p.qgroup * a.nq), p.causal = a.causal;
+    p.qscale = a.scale * kLog2e;
+    const int RT = p.rows <= 8 ? 8 : 32;
+    const int64_t row_tiles = (p.rows + RT - 1) / RT;
+    if (D.Hkv * row_tiles > 65535) return fail(HEED_ERR_UNSUPPORTED, "q: too many query rows per kv head for the CUDA decode");
+
+    // Splits: enough blocks to fill the device several times over, each at least one tile.
+    const int64_t tiles = (D.N + TT - 1) / TT;
+    int64_t splits = a.num_splits;
+    if (splits <= 0) {
+        int sms = 0;
+        HEED_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+        const int64_t base = D.B * D.Hkv * row_tiles;
+        splits = (4 * (int64_t)sms + base - 1) / base;
+    }
+    splits = std::max<int64_t>(1, std::min(splits, tiles));
+    p.chunk = ((tiles + splits - 1) / splits) * TT;  // a multiple of the tile, so tiles align with groups
+    p.splits = (int)((D.N + p.chunk - 1) / p.chunk);
+
+    void *ws = nullptr;
+    if (p.splits > 1) {
+        const int64_t rows_total = D.B * a.H * a.nq;
+        const size_t bytes = (size_t)rows_total * p.splits * (D.d + 2) * sizeof(float);
+        HEED_CUDA_CHECK(cudaMallocAsync(&ws, bytes, 0));
+        p.ws_o = static_cast<float *>(ws);
+        p.ws_ml = p.ws_o + rows_total * p.splits * D.d;
+    }
+    heed_status s = D.d == 64 ? launch_bits<64>(p, D.bits, D.B, D.Hkv) : launch_bits<128>(p, D.bits, D.B, D.Hkv);
+    if (ws) {
+        cudaError_t err = cudaFreeAsync(ws, 0);
+        if (s == HEED_OK && err != cudaSuccess) return cuda_status(err, "cudaFreeAsync");
+    }
+    if (s != HEED_OK) return s;
+    return ok();
+}
+
+}  // namespace heed::linear_kv
