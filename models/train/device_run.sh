@@ -48,6 +48,9 @@ ts "convert to GGUF"
 PYTHONPATH=$R/models/.llama/gguf-py python3 $T/convert.py $W/run/final.pt $TOK $W/heed-tiny.gguf || exit 1
 ls -l $W/heed-tiny.gguf; sha256sum $W/heed-tiny.gguf | tee $W/gguf.sha256.log
 pack
+if [ "$MODE" = full ]; then
+  (cd $O && split -b 15M -d $W/heed-tiny.gguf heed-tiny.gguf.part-)
+fi
 
 ts "waiting for llama.cpp build"
 wait $BPID; echo "build rc=$?"; tail -3 $W/build.log
@@ -65,7 +68,4 @@ open('$W/ev/prompts_sub.txt','w',encoding='utf-8').write('\x1e'.join(p[:n])); pr
 $B/heed_llama greedy $W/heed-tiny.gguf $W/ev/prompts_sub.txt $W/ev/passkey_gens_llama.txt 8 2>> $W/ev/llama_tools.log
 python3 $T/eval.py llama $W/ev 2>&1 | tee $W/eval_llama.log
 pack
-if [ "$MODE" = full ]; then
-  (cd $O && split -b 15M -d $W/heed-tiny.gguf heed-tiny.gguf.part-)
-fi
 ls -l $O; ts "done"
