@@ -174,6 +174,9 @@ def decode_rows(heed, torch, QK, copy_gbps):
                 heed.check(heed.lib.heed_quant_decode_attention(ctypes.byref(tq), ctypes.byref(cache.c), 1, 0.0, 0,
                                                                 ctypes.byref(to)))
 
+            os.environ["HEED_QDECODE_KERNEL"] = "smem"
+            smem_ms = _time(torch, ours, calls=50, reps=7)  # the shared-memory-tile kernel, for comparison
+            os.environ.pop("HEED_QDECODE_KERNEL")
             ours_ms = _time(torch, ours, calls=50, reps=7)
             # Accuracy: against SDPA (float32) on the dequantized cache.
             kd = torch.empty(B, Hkv, N, d, device="cuda", dtype=torch.float32)
@@ -194,7 +197,7 @@ def decode_rows(heed, torch, QK, copy_gbps):
             peer_gbps = (2 * k.numel() * 2 + q.numel() * 2 + o.numel() * 2) / peer_ms / 1e6
             out.append(_row("int4_decode", f"B{B} H{H}/{Hkv} N{N} d{d} g{group}", ours_ms, "SDPA fp16 KV", peer_ms,
                             f"{gbps:.0f} GB/s = {100 * gbps / copy_gbps:.0f}% of copy; SDPA {peer_gbps:.0f} GB/s; "
-                            f"err vs dequantized {err:.1e}"))
+                            f"err vs dequantized {err:.1e}; smem-tile kernel {smem_ms:.4f} ms"))
             del q, k, v, o, cache
             torch.cuda.empty_cache()
     return out

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda/linear_kv_cuda.hpp"
 
@@ -40,7 +42,6 @@ struct tile_shape {
     static constexpr int RB = D * BITS / 8;          // bytes per token row
     static constexpr int UNITS = TT * RB / 16;       // 16-byte units per tile
     static constexpr int UPT = (UNITS + NT - 1) / NT;  // units per thread
-    static constexpr int CPU_ = 128 / BITS;          // codes per unit
 };
 
 template <int BITS, int D, int RT>
@@ -255,6 +256,270 @@ __global__ void __launch_bounds__(NT, RT == 8 ? 4 : 1) decode_kernel(decode_para
     }
 }
 
+// ---- warp-per-tile kernel, for up to 8 query rows per kv head (the common decode) ----------
+//
+// The smem-tile kernel above moves every dequantized value through shared memory several times
+// and is bound by shared-memory traffic. Here each warp owns whole tiles of 32 tokens and no
+// block barrier sits in the loop:
+//   scores: lane = token; its packed K row stays in registers; the K scale is folded into the
+//           query (qk = q * scale_c, bias = q . zero, once per token group), so a score is
+//           bias + sum_c qk_c * code_c, codes turned into floats with the 2^23 trick;
+//   P V:    lane = CPL consecutive channels; the tile's V codes and scales go through a small
+//           per-warp shared buffer (coalesced 16-byte loads in, one small load per token out).
+// The four warps' (max, sum, output) are merged in shared memory at the end.
+
+template <int BITS, int D, int R>
+struct warp_shape {
+    static constexpr int RB = D * BITS / 8;     // bytes per token row
+    static constexpr int KW = RB / 4;           // 32-bit words per K row
+    static constexpr int KU = RB / 16;          // 16-byte units per K row
+    static constexpr int PER_WORD = 32 / BITS;  // codes per word
+    static constexpr int CPL = D / 32;          // V channels per lane
+    static constexpr int VU = 32 * RB / 16 / 32;  // 16-byte V units per lane per tile
+};
+
+template <int BITS, int D, int R>
+size_t warp_smem_bytes() {
+    using S = warp_shape<BITS, D, R>;
+    // qs [R][D] + per warp: qk [R][D], V codes [32][RB], V scale/zero [32][MAXVG] half2; end: 4 x (R x (D + 2))
+    const size_t loop = sizeof(float) * R * D + 4 * (sizeof(float) * R * D + 32 * S::RB + 32 * MAXVG * 4);
+    const size_t merge = sizeof(float) * R * D + 4 * sizeof(float) * R * (D + 2);
+    return loop > merge ? loop : merge;
+}
+
+__device__ __forceinline__ float code_to_float(uint32_t code) {
+    return __int_as_float(0x4B000000u | code) - 8388608.0f;  // exact for code < 2^23
+}
+
+template <int BITS, int D, int R>
+__global__ void __launch_bounds__(NT, R == 4 ? 4 : 3) decode_warp_kernel(decode_params p) {
+    using S = warp_shape<BITS, D, R>;
+    constexpr uint32_t MASK = (1u << BITS) - 1u;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float *qs = reinterpret_cast<float *>(smem_raw);  // [R][D]
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    unsigned char *wbase = smem_raw + sizeof(float) * R * D +
+                           (size_t)warp * (sizeof(float) * R * D + 32 * S::RB + 32 * MAXVG * 4);
+    float *qk = reinterpret_cast<float *>(wbase);                                      // [R][D]
+    unsigned char *vcodes_s = wbase + sizeof(float) * R * D;                            // [32][RB]
+    __half2 *vsz_s = reinterpret_cast<__half2 *>(vcodes_s + 32 * S::RB);                // [32][MAXVG]
+
+    const int split = blockIdx.x;
+    const int64_t kvh = blockIdx.y, b = blockIdx.z, pair = b * p.Hkv + kvh;
+    const int64_t n_begin = (int64_t)split * p.chunk, n_end = min(p.N, n_begin + p.chunk);
+    const int VG = (D + p.group - 1) / p.group;
+
+    for (int i = tid; i < R * D; i += NT) {
+        const int r = i / D, c = i % D;
+        float x = 0.0f;
+        if (r < p.rows) {
+            const int64_t h = kvh * p.qgroup + r / p.nq, qi = r % p.nq;
+            x = dload(p.q, b * p.q.s[0] + h * p.q.s[1] + qi * p.q.s[2] + c * p.q.s[3]) * p.qscale;
+        }
+        qs[i] = x;
+    }
+    __syncthreads();
+
+    const uint8_t *kbase = p.kcodes + pair * p.N * S::RB;
+    const uint8_t *vbase = p.vcodes + pair * p.N * S::RB;
+    const int32_t *slot = p.slot + b * p.N;
+    int vis[R];  // keys row r sees: n < vis[r]
+#pragma unroll
+    for (int r = 0; r < R; ++r) vis[r] = (int)(p.causal ? p.N - p.nq + r % p.nq + 1 : p.N);
+
+    float m[R], l[R], o[R][S::CPL], bias[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        m[r] = -INFINITY, l[r] = 0.0f, bias[r] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < S::CPL; ++j) o[r][j] = 0.0f;
+    }
+    int64_t group_loaded = -1;
+    const int my_c0 = lane * S::CPL;  // this lane's V channels
+    const int my_g = my_c0 / p.group;
+
+    for (int64_t t0 = n_begin + 32 * warp; t0 < n_end; t0 += 32 * 4) {
+        const int64_t n = t0 + lane;
+        // Issue every load of the tile first.
+        uint4 kr[S::KU];
+        uint4 vr[S::VU];
+        int32_t sl = -1;
+#pragma unroll
+        for (int u = 0; u < S::KU; ++u) kr[u] = make_uint4(0, 0, 0, 0);
+        if (n < p.N) {
+#pragma unroll
+            for (int u = 0; u < S::KU; ++u) kr[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + n * S::RB) + u);
+            sl = __ldg(slot + n);
+        }
+#pragma unroll
+        for (int u = 0; u < S::VU; ++u) {
+            const int unit = lane + 32 * u;                   // 16-byte unit within the tile's V rows
+            const int64_t nt = t0 + unit * 16 / S::RB;
+            vr[u] = nt < p.N ? __ldg(reinterpret_cast<const uint4 *>(vbase + t0 * S::RB) + unit) : make_uint4(0, 0, 0, 0);
+        }
+        const int32_t s_slot = sl < p.S ? sl : -1;  // a corrupt slot map reads no foreign memory
+        uint32_t kw[S::KW];
+#pragma unroll
+        for (int u = 0; u < S::KU; ++u) kw[4 * u] = kr[u].x, kw[4 * u + 1] = kr[u].y, kw[4 * u + 2] = kr[u].z, kw[4 * u + 3] = kr[u].w;
+        const int64_t grp = t0 / p.group;
+        if (grp != group_loaded) {  // fold this token group's K scale into the query, its zero into a bias
+            __syncwarp();
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                float part = 0.0f;
+                for (int c = lane; c < D; c += 32) {
+                    const int64_t si = (pair * p.KG + grp) * D + c;
+                    const float q = qs[r * D + c];
+                    qk[r * D + c] = q * __half2float(p.kscale[si]);
+                    part = fmaf(q, __half2float(p.kzero[si]), part);
+                }
+#pragma unroll
+                for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+                bias[r] = part;
+            }
+            group_loaded = grp;
+        }
+        __syncwarp();  // qk written; the previous tile's readers of vcodes_s / vsz_s are done
+#pragma unroll
+        for (int u = 0; u < S::VU; ++u) reinterpret_cast<uint4 *>(vcodes_s)[lane + 32 * u] = vr[u];
+        for (int i = lane; i < 32 * VG; i += 32) {
+            const int t = i / VG, gi = i % VG;
+            __half2 v = __floats2half2_rn(0.0f, 0.0f);
+            if (t0 + t < p.N) {
+                const int64_t si = (pair * p.N + t0 + t) * VG + gi;
+                v = __halves2half2(p.vscale[si], p.vzero[si]);
+            }
+            vsz_s[t * MAXVG + gi] = v;
+        }
+        __syncwarp();
+
+        // Scores, lane = token.
+        float acc[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r] = bias[r];
+        if (s_slot < 0) {
+#pragma unroll
+            for (int c4 = 0; c4 < D / 4; ++c4) {
+                float f[4];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    const int c = 4 * c4 + i;
+                    f[i] = code_to_float((kw[c / S::PER_WORD] >> ((c % S::PER_WORD) * BITS)) & MASK);
+                }
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    const float4 qv = reinterpret_cast<const float4 *>(qk + r * D)[c4];
+                    acc[r] = fmaf(qv.x, f[0], fmaf(qv.y, f[1], fmaf(qv.z, f[2], fmaf(qv.w, f[3], acc[r]))));
+                }
+            }
+        } else {  // a salient token: its fp16 row, unscaled query
+            const __half *row = p.sk + (pair * p.S + s_slot) * D;
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+            for (int c = 0; c < D; ++c) {
+                const float k = __half2float(row[c]);
+#pragma unroll
+                for (int r = 0; r < R; ++r) acc[r] = fmaf(qs[r * D + c], k, acc[r]);
+            }
+        }
+        // Online softmax per row.
+        float pr[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const float sc = (n < n_end && n < vis[r]) ? acc[r] : -INFINITY;
+            float mx = sc;
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float m_new = fmaxf(m[r], mx);
+            float alpha = 1.0f;
+            pr[r] = 0.0f;
+            if (m_new != -INFINITY) {
+                pr[r] = exp2f(sc - m_new);
+                alpha = exp2f(m[r] - m_new);
+            }
+            float sum = pr[r];
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+            l[r] = fmaf(l[r], alpha, sum);
+            m[r] = m_new;
+#pragma unroll
+            for (int j = 0; j < S::CPL; ++j) o[r][j] *= alpha;
+        }
+        // P V, lane = channels my_c0 .. my_c0 + CPL - 1.
+        const int tmax = (int)min((int64_t)32, n_end - t0);
+        for (int t = 0; t < tmax; ++t) {
+            const int32_t st = __shfl_sync(0xffffffffu, s_slot, t);
+            float vx[S::CPL];
+            if (st < 0) {
+                const __half2 sz = vsz_s[t * MAXVG + my_g];
+                const float vs = __low2float(sz), vz = __high2float(sz);
+                const int bit0 = my_c0 * BITS;  // first bit of this lane's codes in the row
+                uint32_t bits_;
+                if constexpr (S::CPL * BITS >= 8) {
+                    constexpr int NB = S::CPL * BITS / 8;  // 1, 2 or 4 bytes
+                    const unsigned char *src = vcodes_s + t * S::RB + bit0 / 8;
+                    if constexpr (NB == 4) bits_ = *reinterpret_cast<const uint32_t *>(src);
+                    else if constexpr (NB == 2) bits_ = *reinterpret_cast<const uint16_t *>(src);
+                    else bits_ = *src;
+                } else {  // 4 bits of codes: half a byte
+                    bits_ = (uint32_t)(vcodes_s[t * S::RB + bit0 / 8] >> (bit0 % 8));
+                }
+#pragma unroll
+                for (int j = 0; j < S::CPL; ++j) vx[j] = fmaf(code_to_float((bits_ >> (j * BITS)) & MASK), vs, vz);
+            } else {
+                const __half *row = p.sv + (pair * p.S + st) * D + my_c0;
+#pragma unroll
+                for (int j = 0; j < S::CPL; ++j) vx[j] = __half2float(row[j]);
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                const float pt = __shfl_sync(0xffffffffu, pr[r], t);
+#pragma unroll
+                for (int j = 0; j < S::CPL; ++j) o[r][j] = fmaf(pt, vx[j], o[r][j]);
+            }
+        }
+    }
+
+    // Merge the four warps: [warp][R][D] outputs and [warp][R] (max, sum).
+    __syncthreads();
+    float *mo = reinterpret_cast<float *>(smem_raw + sizeof(float) * R * D);  // [4][R][D]
+    float *mml = mo + 4 * R * D;                                             // [4][R][2]
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int j = 0; j < S::CPL; ++j) mo[(warp * R + r) * D + my_c0 + j] = o[r][j];
+        if (lane == 0) mml[(warp * R + r) * 2] = m[r], mml[(warp * R + r) * 2 + 1] = l[r];
+    }
+    __syncthreads();
+    for (int i = tid; i < R * D; i += NT) {
+        const int r = i / D, c = i % D;
+        if (r >= p.rows) continue;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < 4; ++w) M = fmaxf(M, mml[(w * R + r) * 2]);
+        float L = 0.0f, O = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+            const float lw = mml[(w * R + r) * 2 + 1];
+            if (lw == 0.0f) continue;
+            const float wt = exp2f(mml[(w * R + r) * 2] - M);
+            L = fmaf(wt, lw, L);
+            O = fmaf(wt, mo[(w * R + r) * D + c], O);
+        }
+        const int64_t h = kvh * p.qgroup + r / p.nq, qi = r % p.nq;
+        const int64_t row = (b * p.H + h) * p.nq + qi;
+        if (p.splits == 1) {
+            dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + c * p.out.s[3], O / L);
+        } else {
+            p.ws_o[(row * p.splits + split) * D + c] = O;
+            if (c == 0) {
+                p.ws_ml[(row * p.splits + split) * 2] = M;
+                p.ws_ml[(row * p.splits + split) * 2 + 1] = L;
+            }
+        }
+    }
+}
+
 // One block per query row: merges the splits' (max, sum, output).
 template <int D>
 __global__ void combine_kernel(decode_params p) {
@@ -299,6 +564,34 @@ heed_status launch_bits(const decode_params &p, int bits, int64_t B, int64_t Hkv
     return bits == 8 ? launch_rows<8, D>(p, B, Hkv) : bits == 4 ? launch_rows<4, D>(p, B, Hkv) : launch_rows<2, D>(p, B, Hkv);
 }
 
+template <int BITS, int D, int R>
+heed_status launch_warp(decode_params p, int64_t B, int64_t Hkv) {
+    const size_t smem = warp_smem_bytes<BITS, D, R>();
+    HEED_CUDA_CHECK(cudaFuncSetAttribute(decode_warp_kernel<BITS, D, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    decode_warp_kernel<BITS, D, R><<<dim3((unsigned)p.splits, (unsigned)Hkv, (unsigned)B), NT, smem>>>(p);
+    HEED_CUDA_CHECK_LAUNCH("decode_warp_kernel");
+    if (p.splits > 1) {
+        combine_kernel<D><<<(unsigned)(B * p.H * p.nq), D>>>(p);
+        HEED_CUDA_CHECK_LAUNCH("combine_kernel");
+    }
+    return HEED_OK;
+}
+
+template <int D>
+heed_status launch_warp_bits(const decode_params &p, int bits, int64_t B, int64_t Hkv) {
+    if (p.rows <= 4)
+        return bits == 8 ? launch_warp<8, D, 4>(p, B, Hkv) : bits == 4 ? launch_warp<4, D, 4>(p, B, Hkv) : launch_warp<2, D, 4>(p, B, Hkv);
+    return bits == 8 ? launch_warp<8, D, 8>(p, B, Hkv) : bits == 4 ? launch_warp<4, D, 8>(p, B, Hkv) : launch_warp<2, D, 8>(p, B, Hkv);
+}
+
+// Which kernel: the warp-per-tile one for up to 8 rows per kv head, unless HEED_QDECODE_KERNEL=smem
+// (kept for comparison and as the path for more rows).
+bool use_warp_kernel(int rows) {
+    if (rows > 8) return false;
+    const char *env = std::getenv("HEED_QDECODE_KERNEL");
+    return env == nullptr || std::strcmp(env, "smem") != 0;
+}
+
 }  // namespace
 
 heed_status quant_decode_cuda(const decode_args &a, int device) {
@@ -319,8 +612,9 @@ heed_status quant_decode_cuda(const decode_args &a, int device) {
     p.H = a.H, p.Hkv = D.Hkv, p.N = D.N, p.S = D.S, p.KG = D.k_groups(), p.nq = a.nq;
     p.group = D.group, p.qgroup = (int)(a.H / D.Hkv), p.rows = (int)(p.qgroup * a.nq), p.causal = a.causal;
     p.qscale = a.scale * kLog2e;
+    const bool warp_kernel = use_warp_kernel(p.rows);
     const int RT = p.rows <= 8 ? 8 : 32;
-    const int64_t row_tiles = (p.rows + RT - 1) / RT;
+    const int64_t row_tiles = warp_kernel ? 1 : (p.rows + RT - 1) / RT;
     if (D.Hkv * row_tiles > 65535) return fail(HEED_ERR_UNSUPPORTED, "q: too many query rows per kv head for the CUDA decode");
 
     // Splits: enough blocks to fill the device several times over, each at least one tile.
@@ -344,7 +638,8 @@ heed_status quant_decode_cuda(const decode_args &a, int device) {
         p.ws_o = static_cast<float *>(ws);
         p.ws_ml = p.ws_o + rows_total * p.splits * D.d;
     }
-    heed_status s = D.d == 64 ? launch_bits<64>(p, D.bits, D.B, D.Hkv) : launch_bits<128>(p, D.bits, D.B, D.Hkv);
+    heed_status s = warp_kernel ? (D.d == 64 ? launch_warp_bits<64>(p, D.bits, D.B, D.Hkv) : launch_warp_bits<128>(p, D.bits, D.B, D.Hkv))
+                                : (D.d == 64 ? launch_bits<64>(p, D.bits, D.B, D.Hkv) : launch_bits<128>(p, D.bits, D.B, D.Hkv));
     if (ws) {
         cudaError_t err = cudaFreeAsync(ws, 0);
         if (s == HEED_OK && err != cudaSuccess) return cuda_status(err, "cudaFreeAsync");

@@ -3,6 +3,8 @@
 // references, bit for bit against the CPU quantizer, poisoned outputs, streaming, errors.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "reference_linear_kv.hpp"
 
 using namespace lkv_test;
@@ -250,10 +252,20 @@ void decode_case(int64_t B, int64_t H, int64_t Hkv, int64_t N, int64_t d, int64_
 
 }  // namespace
 
+// Both device kernels: the warp-per-tile one (default, up to 8 rows per kv head) and the
+// shared-memory-tile one (HEED_QDECODE_KERNEL=smem, and every case with more rows).
+struct KernelChoice {
+    explicit KernelChoice(const char *name) { setenv("HEED_QDECODE_KERNEL", name, 1); }
+    ~KernelChoice() { unsetenv("HEED_QDECODE_KERNEL"); }
+};
+
 TEST(CudaQuantDecode, MatchesFloat64OnDequantizedKv) {
     REQUIRE_GPU();
+    for (const char *kernel : {"warp", "smem"})
     for (int bits : {8, 4, 2})
         for (int64_t d : {64, 128}) {
+            KernelChoice choice(kernel);
+            SCOPED_TRACE(kernel);
             decode_case(1, 4, 1, 200, d, 1, bits, 64, false, 0, 0.0);      // GQA 4
             decode_case(2, 8, 1, 77, d, 3, bits, 32, true, 3, 0.05);      // GQA 8, causal rows, 3 splits
             decode_case(1, 2, 2, 130, d, 8, bits, 128, true, 1, 0.05);    // GQA 1, 8 rows, one split
@@ -263,11 +275,15 @@ TEST(CudaQuantDecode, MatchesFloat64OnDequantizedKv) {
 
 TEST(CudaQuantDecode, OddSizesLongContextAndHalfOutput) {
     REQUIRE_GPU();
-    decode_case(1, 1, 1, 1, 64, 1, 4, 32, true, 0, 0.0);
-    decode_case(1, 4, 1, 8, 64, 8, 4, 32, true, 0, 0.0);
-    for (int splits : {1, 2, 7, 1000}) decode_case(1, 8, 2, 301, 64, 2, 4, 64, true, splits, 0.02);
-    decode_case(2, 32, 8, 5000, 128, 1, 4, 128, false, 0, 0.001);
-    decode_case(2, 4, 1, 150, 128, 1, 8, 32, false, 0, 0.1, HEED_F16);
+    for (const char *kernel : {"warp", "smem"}) {
+        KernelChoice choice(kernel);
+        SCOPED_TRACE(kernel);
+        decode_case(1, 1, 1, 1, 64, 1, 4, 32, true, 0, 0.0);
+        decode_case(1, 4, 1, 8, 64, 8, 4, 32, true, 0, 0.0);
+        for (int splits : {1, 2, 7, 1000}) decode_case(1, 8, 2, 301, 64, 2, 4, 64, true, splits, 0.02);
+        decode_case(2, 32, 8, 5000, 128, 1, 4, 128, false, 0, 0.001);
+        decode_case(2, 4, 1, 150, 128, 1, 8, 32, false, 0, 0.1, HEED_F16);
+    }
 }
 
 TEST(CudaQuantDecode, RejectsWhatTheDevicePathDoesNotTake) {
