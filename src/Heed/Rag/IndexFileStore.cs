@@ -1,0 +1,105 @@
+using Microsoft.Extensions.Logging;
+
+namespace Heed.Rag;
+
+/// <summary>
+/// Keeps an index in one file with crash-safe replacement: the new index is written to "&lt;path&gt;.tmp" and
+/// flushed to disk (fsync), the current good file is renamed to "&lt;path&gt;.bak", and the temporary file is
+/// renamed over the path (atomic on one file system). A crash at any step leaves either the old index or its
+/// .bak copy readable, and loading falls back to the .bak when the main file is missing or corrupt.
+/// </summary>
+internal sealed class IndexFileStore
+{
+    private readonly ILogger _logger;
+    private bool _mainFileIsGood; // only a good main file may become the .bak: a corrupt one must not replace the last good copy
+
+    public IndexFileStore(string path, ILogger logger)
+    {
+        Path = path;
+        _logger = logger;
+    }
+
+    public string Path { get; }
+
+    public string BackupPath => Path + ".bak";
+
+    public string TempPath => Path + ".tmp";
+
+    /// <summary>Whether the last <see cref="Load"/> had to use the .bak copy.</summary>
+    public bool RecoveredFromBackup { get; private set; }
+
+    /// <summary>The stored index; null when neither the file nor its backup exists (a new index).</summary>
+    /// <exception cref="HeedIndexCorruptException">The file is corrupt and there is no good backup (or fallback is off).</exception>
+    public IndexFileContents? Load(bool fallBackToBackup)
+    {
+        RecoveredFromBackup = false;
+        _mainFileIsGood = false;
+        bool hasMain = File.Exists(Path);
+        bool hasBackup = File.Exists(BackupPath);
+        if (!hasMain && !hasBackup)
+        {
+            return null;
+        }
+        if (hasMain)
+        {
+            try
+            {
+                IndexFileContents contents = IndexFileFormat.Read(Path);
+                _mainFileIsGood = true;
+                return contents;
+            }
+            catch (HeedIndexCorruptException e) when (fallBackToBackup && hasBackup)
+            {
+                _logger.LogWarning("{Message} Using the last good copy {Backup} instead.", e.Message, BackupPath);
+                return LoadBackup(e);
+            }
+        }
+        if (!fallBackToBackup)
+        {
+            throw new HeedIndexCorruptException(Path,
+                $"The index file {Path} is missing but its backup {BackupPath} exists (an interrupted save). " +
+                $"Open it with fallback to the backup enabled, or rename {BackupPath} to {Path}.");
+        }
+        _logger.LogWarning("The index file {Path} is missing (an interrupted save); using the last good copy {Backup}.", Path, BackupPath);
+        return LoadBackup(null);
+    }
+
+    /// <summary>Writes the index crash-safely (see the class summary).</summary>
+    public void Save(IndexFileContents contents)
+    {
+        string? directory = System.IO.Path.GetDirectoryName(Path);
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+        using (var stream = new FileStream(TempPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+        {
+            IndexFileFormat.Write(stream, contents);
+            stream.Flush(flushToDisk: true);
+        }
+        if (_mainFileIsGood && File.Exists(Path))
+        {
+            File.Move(Path, BackupPath, overwrite: true);
+        }
+        File.Move(TempPath, Path, overwrite: true);
+        _mainFileIsGood = true;
+    }
+
+    private IndexFileContents LoadBackup(HeedIndexCorruptException? mainError)
+    {
+        try
+        {
+            IndexFileContents contents = IndexFileFormat.Read(BackupPath);
+            RecoveredFromBackup = true;
+            return contents;
+        }
+        catch (HeedIndexCorruptException backupError)
+        {
+            string main = mainError?.Message ?? $"The index file {Path} is missing.";
+            throw new HeedIndexCorruptException(Path,
+                $"{main} Its backup is no good either: {backupError.Message} " +
+                $"Delete {Path} and {BackupPath} and run `heed rag ingest` again to rebuild the index from your documents.",
+                mainError ?? backupError);
+        }
+    }
+}

@@ -1,0 +1,397 @@
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Heed.Rag;
+
+/// <summary>
+/// Retrieval-augmented generation end to end: ingest a folder of .txt/.md/.html files into sentence-aware chunks,
+/// index them (BM25 always, embeddings when a generator is given), search (reciprocal-rank fusion, then the optional
+/// reranker) and answer with numbered citations. The index lives in memory and, when opened on a path, in one
+/// crash-safe file that is rewritten after each ingest.
+/// Thread-safe: searches read an immutable snapshot without waiting; ingests run one at a time and swap in a new
+/// snapshot when done, so a concurrent search sees the index before or after an ingest, never half of one.
+/// </summary>
+public sealed class RagPipeline : IDisposable
+{
+    private readonly RagPipelineOptions _options;
+    private readonly ILogger _logger;
+    private readonly Bm25Tokenizer _tokenizer;
+    private readonly TextChunker _chunker;
+    private readonly DocumentLoader _loader;
+    private readonly IndexFileStore? _store;
+    private readonly SemaphoreSlim _ingestLock = new(1, 1);
+    private volatile IndexSnapshot _snapshot;
+    private volatile bool _disposed;
+
+    private RagPipeline(RagPipelineOptions options, IndexFileStore? store, IndexFileContents? contents)
+    {
+        _options = options;
+        _logger = options.Logger ?? NullLogger.Instance;
+        _tokenizer = new Bm25Tokenizer(options.StopWords);
+        _chunker = new TextChunker(options.TokenCounter ?? ApproximateTokenCounter.Count, options.Chunking);
+        _loader = new DocumentLoader(_logger);
+        _store = store;
+        _snapshot = contents is null ? IndexSnapshot.Empty(_tokenizer) : new IndexSnapshot(contents, _tokenizer);
+    }
+
+    /// <summary>
+    /// Opens the index at <paramref name="indexPath"/> (created by the first ingest if it does not exist). A corrupt
+    /// or missing file falls back to "&lt;indexPath&gt;.bak", the last good copy, with a warning and
+    /// <see cref="RecoveredFromBackup"/> set.
+    /// </summary>
+    /// <param name="indexPath">The index file, e.g. "docs.heedindex".</param>
+    /// <param name="options">Chunking, retrieval and answering; null uses the defaults (BM25 only, no answers).</param>
+    /// <param name="cancellationToken">Checked before reading.</param>
+    /// <exception cref="HeedIndexCorruptException">The file is corrupt and no good backup exists.</exception>
+    public static Task<RagPipeline> OpenAsync(string indexPath, RagPipelineOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(indexPath);
+        options ??= new RagPipelineOptions();
+        options.Validate();
+        string fullPath = Path.GetFullPath(indexPath);
+        if (Directory.Exists(fullPath))
+        {
+            throw new ArgumentException($"{fullPath} is a folder; the index is one file, e.g. {Path.Combine(fullPath, "index.heed")}.", nameof(indexPath));
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.Run(() =>
+        {
+            var store = new IndexFileStore(fullPath, options.Logger ?? NullLogger.Instance);
+            IndexFileContents? contents = store.Load(options.FallBackToBackup);
+            return new RagPipeline(options, store, contents);
+        }, cancellationToken);
+    }
+
+    /// <summary>A pipeline whose index lives only in memory.</summary>
+    public static RagPipeline CreateInMemory(RagPipelineOptions? options = null)
+    {
+        options ??= new RagPipelineOptions();
+        options.Validate();
+        return new RagPipeline(options, null, null);
+    }
+
+    /// <summary>The index file, or null for an in-memory pipeline.</summary>
+    public string? IndexPath => _store?.Path;
+
+    /// <summary>Whether opening used the .bak copy because the index file was corrupt or missing.</summary>
+    public bool RecoveredFromBackup => _store?.RecoveredFromBackup ?? false;
+
+    /// <summary>The indexed files, in path order.</summary>
+    public IReadOnlyList<IndexedFile> Files => _snapshot.Contents.Files;
+
+    /// <summary>Every chunk, grouped by file in path order.</summary>
+    public IReadOnlyList<TextChunk> Chunks => _snapshot.Chunks;
+
+    /// <summary>How many chunks the index holds.</summary>
+    public int ChunkCount => _snapshot.Chunks.Length;
+
+    /// <summary>
+    /// Brings the index up to date with a folder (recursively; hidden files left out): new files are added, changed
+    /// ones (size or last-write time differ and the SHA-256 differs) re-indexed, deleted ones removed, unchanged ones
+    /// skipped. Binary files are skipped with a reason. Either the whole ingest is applied (and saved) or, when it is
+    /// cancelled or fails, none of it.
+    /// </summary>
+    /// <param name="directory">The folder to index.</param>
+    /// <param name="progress">Receives progress per file and every few hundred chunks.</param>
+    /// <param name="cancellationToken">Checked between files, sentences and embedding batches.</param>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    public async Task<IngestResult> IngestAsync(string directory, IProgress<IngestProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string root = Path.GetFullPath(directory);
+        if (!Directory.Exists(root))
+        {
+            throw new DirectoryNotFoundException($"No folder at {root}; give the folder that holds your .txt, .md and .html files.");
+        }
+        await _ingestLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await Task.Run(() => IngestLockedAsync(root, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _ingestLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// The chunks that best match a query: BM25 candidates, fused by reciprocal rank (k = 60) with the nearest
+    /// embeddings when an embedding generator is set, then reordered by the reranker when one is set.
+    /// </summary>
+    /// <param name="query">What to look for; not empty.</param>
+    /// <param name="topK">How many hits at most (1 to 1000).</param>
+    /// <param name="cancellationToken">Passed to the embedding generator and the reranker.</param>
+    /// <returns>Best first; empty when nothing matches or the index is empty.</returns>
+    public async Task<IReadOnlyList<SearchHit>> SearchAsync(string query, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        ValidateQuery(query, nameof(query));
+        if (topK is < 1 or > 1000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(topK), topK, "Ask for 1 to 1000 hits.");
+        }
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        IndexSnapshot snapshot = _snapshot;
+        if (snapshot.Chunks.Length == 0)
+        {
+            return [];
+        }
+        int candidates = Math.Max(topK, _options.CandidateCount);
+        IReadOnlyList<Bm25Hit> lexical = snapshot.Lexical.Search(query, candidates);
+        var lexicalScores = lexical.ToDictionary(h => h.Document, h => h.Score);
+        Dictionary<int, double>? denseScores = null;
+        List<(int Chunk, double Score)> order;
+        if (_options.EmbeddingGenerator is { } generator && snapshot.VectorCount > 0)
+        {
+            ReadOnlyMemory<float> queryVector = await generator.GenerateVectorAsync(query, cancellationToken: cancellationToken).ConfigureAwait(false);
+            List<(int Index, double Similarity)> dense = DenseRanking.Rank(queryVector.Span, snapshot.Vectors, candidates);
+            denseScores = dense.ToDictionary(d => d.Index, d => d.Similarity);
+            if (dense.Count == 0)
+            {
+                _logger.LogWarning("No stored vector has the query embedding's {Dimensions} dimensions; searching with BM25 only. " +
+                                   "Ingest again with this embedding generator to re-embed the chunks.", queryVector.Length);
+            }
+            order = ReciprocalRankFusion.Fuse([lexical.Select(h => h.Document).ToList(), dense.Select(d => d.Index).ToList()])
+                .Take(candidates).Select(f => (f.Id, f.Score)).ToList();
+        }
+        else
+        {
+            order = lexical.Select(h => (h.Document, h.Score)).ToList();
+        }
+        Dictionary<int, double>? rerankScores = null;
+        if (_options.Reranker is { } reranker && order.Count > 0)
+        {
+            string[] texts = order.Select(o => snapshot.Chunks[o.Chunk].Text).ToArray();
+            IReadOnlyList<Heed.Ranking.RankedDocument> ranked =
+                await reranker.RerankAsync(query, texts, Math.Min(topK, texts.Length), cancellationToken).ConfigureAwait(false);
+            order = ranked.Select(r => (order[r.Index].Chunk, r.Score)).ToList();
+            rerankScores = order.ToDictionary(o => o.Chunk, o => o.Score);
+        }
+        return order.Take(topK).Select((o, i) => new SearchHit(i + 1, snapshot.Chunks[o.Chunk], o.Score,
+            lexicalScores.TryGetValue(o.Chunk, out double l) ? l : null,
+            denseScores is not null && denseScores.TryGetValue(o.Chunk, out double d) ? d : null,
+            rerankScores?[o.Chunk])).ToList();
+    }
+
+    /// <summary>
+    /// Answers a question from the best <see cref="RagPipelineOptions.AnswerSourceCount"/> chunks with the chat client,
+    /// asking it to cite them as [1], [2]…; returns the answer, the sources and the ones it actually cited. When
+    /// nothing relevant is indexed, no model is asked and the answer says so.
+    /// </summary>
+    /// <param name="question">The question; not empty.</param>
+    /// <param name="cancellationToken">Passed to retrieval and the chat client.</param>
+    /// <exception cref="InvalidOperationException">No <see cref="RagPipelineOptions.ChatClient"/> is set.</exception>
+    public async Task<RagAnswer> AskAsync(string question, CancellationToken cancellationToken = default)
+    {
+        ValidateQuery(question, nameof(question));
+        IChatClient chat = _options.ChatClient ?? throw new InvalidOperationException(
+            "AskAsync needs a chat model: set RagPipelineOptions.ChatClient (e.g. a LlamaChatClient over your model). SearchAsync works without one.");
+        IReadOnlyList<SearchHit> hits = await SearchAsync(question, _options.AnswerSourceCount, cancellationToken).ConfigureAwait(false);
+        Citation[] sources = hits.Select((h, i) => new Citation(i + 1, h.Chunk.SourcePath, h.Chunk.Ordinal, h.Chunk.StartOffset,
+            h.Chunk.EndOffset, h.Chunk.Text, h.Score)).ToArray();
+        if (sources.Length == 0)
+        {
+            return new RagAnswer(question, "I found nothing in the indexed documents about this question.", [], [], []);
+        }
+        List<ChatMessage> messages = AnswerPrompt.Build(question, sources);
+        var chatOptions = new ChatOptions { MaxOutputTokens = _options.MaxAnswerTokens, Temperature = 0 };
+        ChatResponse response = await chat.GetResponseAsync(messages, chatOptions, cancellationToken).ConfigureAwait(false);
+        string text = response.Text;
+        IReadOnlyList<int> cited = CitationParser.CitedNumbers(text, sources.Length);
+        return new RagAnswer(question, text, cited.Select(n => sources[n - 1]).ToArray(), sources, cited);
+    }
+
+    /// <summary>Releases the ingest lock. The embedding generator, reranker and chat client belong to the caller.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        _ingestLock.Dispose();
+    }
+
+    private static void ValidateQuery(string? text, string name)
+    {
+        ArgumentNullException.ThrowIfNull(text, name);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            throw new ArgumentException($"The {name} is empty; give the text to look for.", name);
+        }
+    }
+
+    private async Task<IngestResult> IngestLockedAsync(string root, IProgress<IngestProgress>? progress, CancellationToken cancellationToken)
+    {
+        IndexSnapshot before = _snapshot;
+        string prefix = Path.EndsInDirectorySeparator(root) ? root : root + Path.DirectorySeparatorChar;
+        string[] paths = Directory.EnumerateFiles(root, "*", new EnumerationOptions
+            {
+                RecurseSubdirectories = true,
+                IgnoreInaccessible = true,
+                AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
+            })
+            .Where(p => DocumentLoader.IsSupported(p) && !IsIndexFile(p))
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        long bytesTotal = paths.Sum(p => new FileInfo(p).Length);
+
+        // start from every file outside this folder; files inside it are kept only if still there
+        var files = new SortedDictionary<string, (IndexedFile File, List<IndexedChunk> Chunks)>(StringComparer.Ordinal);
+        foreach (IndexedFile file in before.Contents.Files.Where(f => !f.Path.StartsWith(prefix, StringComparison.Ordinal)))
+        {
+            files[file.Path] = (file, before.ChunksOf(file).ToList());
+        }
+        var added = new List<string>();
+        var updated = new List<string>();
+        var removed = before.Contents.Files
+            .Where(f => f.Path.StartsWith(prefix, StringComparison.Ordinal) && Array.BinarySearch(paths, f.Path, StringComparer.Ordinal) < 0)
+            .ToList();
+        var skipped = new List<SkippedFile>();
+        int unchanged = 0, chunksAdded = 0, filesDone = 0;
+        long bytesDone = 0;
+
+        foreach (string path in paths)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var info = new FileInfo(path);
+            if (!info.Exists)
+            {
+                continue; // deleted since the listing
+            }
+            progress?.Report(new IngestProgress(IngestStage.Reading, filesDone, paths.Length, bytesDone, bytesTotal, path, chunksAdded));
+            before.Files.TryGetValue(path, out IndexedFile? old);
+            if (old is not null && old.Size == info.Length && old.LastWriteTimeUtc == info.LastWriteTimeUtc)
+            {
+                files[path] = (old, before.ChunksOf(old).ToList());
+                unchanged++;
+            }
+            else
+            {
+                string hash = ContentHasher.Sha256Hex(path, cancellationToken);
+                if (old is not null && old.ContentHash == hash)
+                {
+                    files[path] = (old with { Size = info.Length, LastWriteTimeUtc = info.LastWriteTimeUtc }, before.ChunksOf(old).ToList());
+                    unchanged++;
+                }
+                else
+                {
+                    long fileStartBytes = bytesDone;
+                    (IndexedFile? file, List<IndexedChunk>? chunks, SkippedFile? skip) = ReadFile(path, info, hash,
+                        chunkEnd => progress?.Report(new IngestProgress(IngestStage.Reading, filesDone, paths.Length,
+                            fileStartBytes + Math.Min(info.Length, chunkEnd), bytesTotal, path, chunksAdded)),
+                        cancellationToken);
+                    if (skip is not null)
+                    {
+                        skipped.Add(skip);
+                        if (old is not null)
+                        {
+                            removed.Add(old);
+                        }
+                    }
+                    else
+                    {
+                        files[path] = (file!, chunks!);
+                        chunksAdded += chunks!.Count;
+                        (old is null ? added : updated).Add(path);
+                    }
+                }
+            }
+            filesDone++;
+            bytesDone += info.Length;
+        }
+
+        var updatedSet = new HashSet<string>(updated, StringComparer.Ordinal);
+        int chunksRemoved = removed.Sum(f => f.ChunkCount) + before.Contents.Files.Where(f => updatedSet.Contains(f.Path)).Sum(f => f.ChunkCount);
+        List<IndexedFile> fileList = files.Values.Select(v => v.File).ToList();
+        List<IndexedChunk> chunkList = files.Values.SelectMany(v => v.Chunks).ToList();
+        string? embeddingModel = before.Contents.EmbeddingModel;
+        if (_options.EmbeddingGenerator is not null)
+        {
+            embeddingModel = await EmbedMissingAsync(chunkList, progress, filesDone, paths.Length, bytesTotal, chunksAdded, cancellationToken).ConfigureAwait(false);
+        }
+        var contents = new IndexFileContents(embeddingModel, fileList, chunkList);
+        var after = new IndexSnapshot(contents, _tokenizer);
+        cancellationToken.ThrowIfCancellationRequested(); // last point at which nothing has changed
+        if (_store is not null)
+        {
+            progress?.Report(new IngestProgress(IngestStage.Saving, filesDone, paths.Length, bytesTotal, bytesTotal, null, chunksAdded));
+            _store.Save(contents);
+        }
+        _snapshot = after;
+        progress?.Report(new IngestProgress(IngestStage.Done, filesDone, paths.Length, bytesTotal, bytesTotal, null, chunksAdded));
+        return new IngestResult(root, paths.Length, added, updated, removed.Select(f => f.Path).ToList(), unchanged, skipped,
+            chunksAdded, chunksRemoved, fileList.Count, chunkList.Count);
+    }
+
+    private (IndexedFile?, List<IndexedChunk>?, SkippedFile?) ReadFile(string path, FileInfo info, string hash, Action<long> reportChunkEnd,
+        CancellationToken cancellationToken)
+    {
+        using OpenedDocument? document = _loader.Open(path, out SkippedFile? skip);
+        if (document is null)
+        {
+            return (null, null, skip);
+        }
+        var chunks = new List<IndexedChunk>();
+        foreach (TextChunk chunk in _chunker.Chunk(document.Reader, path, cancellationToken))
+        {
+            chunks.Add(new IndexedChunk(chunk, null));
+            if (chunks.Count % 256 == 0)
+            {
+                reportChunkEnd(chunk.EndOffset);
+            }
+        }
+        document.WarnIfInvalidUtf8(_logger);
+        return (new IndexedFile(path, info.Length, info.LastWriteTimeUtc, hash, document.Title, chunks.Count), chunks, null);
+    }
+
+    /// <summary>
+    /// Embeds chunks that have no vector (new ones, or all of them when the index was built without this generator)
+    /// and re-embeds those whose size differs from the generator's. Replaces list entries, never mutates a stored chunk.
+    /// </summary>
+    private async Task<string?> EmbedMissingAsync(List<IndexedChunk> chunks, IProgress<IngestProgress>? progress, int filesDone,
+        int filesTotal, long bytesTotal, int chunksAdded, CancellationToken cancellationToken)
+    {
+        IEmbeddingGenerator<string, Embedding<float>> generator = _options.EmbeddingGenerator!;
+        int? dimensions = null;
+        for (int pass = 0; pass < 2; pass++)
+        {
+            List<int> todo = Enumerable.Range(0, chunks.Count)
+                .Where(i => chunks[i].Vector is null || (dimensions is int d && chunks[i].Vector!.Length != d)).ToList();
+            for (int start = 0; start < todo.Count; start += _options.EmbeddingBatchSize)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                progress?.Report(new IngestProgress(IngestStage.Embedding, filesDone, filesTotal, bytesTotal, bytesTotal, null, chunksAdded));
+                List<int> batch = todo.Skip(start).Take(_options.EmbeddingBatchSize).ToList();
+                GeneratedEmbeddings<Embedding<float>> embeddings = await generator.GenerateAsync(
+                    batch.Select(i => chunks[i].Chunk.Text), cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (embeddings.Count != batch.Count)
+                {
+                    throw new InvalidOperationException($"The embedding generator returned {embeddings.Count} vectors for {batch.Count} texts; it must return one per text.");
+                }
+                for (int j = 0; j < batch.Count; j++)
+                {
+                    float[] vector = embeddings[j].Vector.ToArray();
+                    dimensions ??= vector.Length;
+                    if (vector.Length != dimensions)
+                    {
+                        throw new InvalidOperationException($"The embedding generator returned vectors of {dimensions} and {vector.Length} dimensions; they must all have one size.");
+                    }
+                    chunks[batch[j]] = chunks[batch[j]] with { Vector = vector };
+                }
+            }
+            if (dimensions is null)
+            {
+                // nothing new to embed: learn the size from the stored vectors, then re-embed any of another size
+                dimensions = chunks.FirstOrDefault(c => c.Vector is not null)?.Vector!.Length;
+                if (dimensions is null)
+                {
+                    break;
+                }
+            }
+        }
+        EmbeddingGeneratorMetadata? metadata = generator.GetService<EmbeddingGeneratorMetadata>();
+        return metadata?.DefaultModelId ?? metadata?.ProviderName ?? generator.GetType().Name;
+    }
+
+    private bool IsIndexFile(string path) =>
+        _store is not null && (path == _store.Path || path == _store.BackupPath || path == _store.TempPath);
+}
