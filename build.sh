@@ -75,7 +75,7 @@ run_tests() {
 
 demo() {
   local model="$root/models/heed-tiny.gguf"
-  local cli=(dotnet "$root/src/Heed.Cli/bin/Release/net10.0/heed.dll")
+  local cli=(dotnet "$root/src/Heed.Cli/bin/Release/net10.0/Heed.Cli.dll")
   if [[ ! -f "$model" ]]; then
     model="$root/artifacts/demo/tiny-random.gguf"
     say "no shipped model yet: generating a tiny random-weight model at ${model#$root/}"

@@ -1,0 +1,113 @@
+using System.CommandLine;
+using System.Text.Json;
+using Heed.Llama;
+using Heed.Retrieval;
+using Spectre.Console;
+
+namespace Heed.Cli.Commands;
+
+/// <summary>`heed ask --model M --file big.txt --question Q`: InfiniRetri over a long document.</summary>
+internal static class AskCommand
+{
+    public static Command Create()
+    {
+        Option<FileInfo> model = CommonOptions.Model();
+        Option<int> gpuLayers = CommonOptions.GpuLayers();
+        Option<bool> verbose = CommonOptions.Verbose();
+        var file = new Option<FileInfo>("--file", "-f") { Description = "The long UTF-8 text to read", Required = true };
+        var question = new Option<string>("--question", "-q") { Description = "What to find", Required = true };
+        var evidence = new Option<bool>("--show-evidence") { Description = "Print the evidence sentences with their scores and offsets" };
+        var json = new Option<bool>("--json") { Description = "Print JSON (answer, evidence, chunks, tokens, peak memory)" };
+        var contextSize = new Option<int>("--context") { Description = "Tokens per chunk pass (0: the model's)", DefaultValueFactory = _ => 0 };
+        var retrieveOnly = new Option<bool>("--retrieve-only") { Description = "Find the evidence, generate no answer" };
+        var command = new Command("ask", "Answer a question from a document longer than the context (InfiniRetri)")
+        {
+            model, file, question, evidence, json, contextSize, retrieveOnly, gpuLayers, verbose,
+        };
+        command.SetAction((parse, cancellationToken) => CliErrors.RunAsync(async () =>
+        {
+            FileInfo document = parse.GetValue(file)!;
+            if (!document.Exists)
+            {
+                throw new FileNotFoundException($"Document '{document.FullName}' does not exist.", document.FullName);
+            }
+            using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), parse.GetValue(verbose), cancellationToken);
+            using var retriever = new InfiniteRetriever(m, new InfiniteRetrieverOptions { ContextSize = parse.GetValue(contextSize) });
+            string q = parse.GetValue(question)!;
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            RetrievalResult retrieval = parse.GetValue(json) || Console.IsErrorRedirected
+                ? await retriever.RetrieveFileAsync(q, document.FullName, null, cancellationToken)
+                : await WithProgressAsync(retriever, q, document, cancellationToken);
+            string? answer = null;
+            if (!parse.GetValue(retrieveOnly))
+            {
+                answer = await retriever.AnswerFromEvidenceAsync(q, retrieval, cancellationToken);
+            }
+            double seconds = started.Elapsed.TotalSeconds;
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    answer,
+                    evidence = retrieval.Evidence.Select(e => new { text = e.Text, score = e.Score, offset = e.Offset, length = e.Length }),
+                    chunks = retrieval.ChunksProcessed,
+                    tokens = retrieval.TokensProcessed,
+                    seconds,
+                    peakCaptureBytes = retriever.PeakCaptureBytes,
+                    peakResidentBytes = PeakResidentBytes(),
+                }));
+                return 0;
+            }
+            if (answer is not null)
+            {
+                AnsiConsole.MarkupLine($"[bold]answer:[/] {Markup.Escape(answer)}");
+            }
+            AnsiConsole.MarkupLine($"[grey]{retrieval.ChunksProcessed} chunks, {retrieval.TokensProcessed:N0} tokens in {seconds:F1} s ({retrieval.TokensProcessed / Math.Max(seconds, 1e-9):N0} tokens/s)[/]");
+            if (parse.GetValue(evidence))
+            {
+                var table = new Table().AddColumn("offset").AddColumn("score").AddColumn("sentence");
+                foreach (Evidence e in retrieval.Evidence)
+                {
+                    table.AddRow(e.Offset.ToString(), e.Score.ToString("F4"), Markup.Escape(e.Text));
+                }
+                AnsiConsole.Write(table);
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    private static async Task<RetrievalResult> WithProgressAsync(InfiniteRetriever retriever, string question, FileInfo document,
+        CancellationToken cancellationToken)
+    {
+        RetrievalResult? result = null;
+        await AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                ProgressTask task = ctx.AddTask($"reading {document.Name}", maxValue: Math.Max(1, document.Length));
+                var progress = new Progress<RetrievalProgress>(p =>
+                {
+                    task.Value = p.CharactersRead;
+                    task.Description = $"reading {document.Name}: chunk {p.ChunksDone}";
+                });
+                result = await retriever.RetrieveFileAsync(question, document.FullName, progress, cancellationToken);
+                task.Value = task.MaxValue;
+            });
+        return result!;
+    }
+
+    // VmHWM: the most resident memory this process has used (Linux).
+    internal static long? PeakResidentBytes()
+    {
+        try
+        {
+            string? line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is null ? null : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}

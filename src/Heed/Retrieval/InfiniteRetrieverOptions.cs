@@ -1,0 +1,55 @@
+using Heed.Attention;
+using Heed.Llama;
+
+namespace Heed.Retrieval;
+
+/// <summary>How <see cref="InfiniteRetriever"/> reads a long document.</summary>
+public sealed record InfiniteRetrieverOptions
+{
+    /// <summary>Tokens per forward pass (cache + chunk + question). 0: the model's trained context.</summary>
+    public int ContextSize { get; init; }
+
+    /// <summary>The layer whose attention scores tokens; -1 for the last (the paper's choice).</summary>
+    public int Layer { get; init; } = -1;
+
+    /// <summary>Most tokens of cached evidence carried to the next chunk; 0: a quarter of the context.</summary>
+    public int CacheTokens { get; init; }
+
+    /// <summary>Tokens ranked to pick the sentences that stay in the cache.</summary>
+    public int TopKTokens { get; init; } = 32;
+
+    /// <summary>Width of the 1-D convolution that turns token scores into phrase scores (odd).</summary>
+    public int PhraseWidth { get; init; } = 3;
+
+    /// <summary>Longest sentence in characters; longer runs are split.</summary>
+    public int MaxSentenceChars { get; init; } = 400;
+
+    /// <summary>Tokens the answer may take.</summary>
+    public int AnswerMaxTokens { get; init; } = 48;
+
+    /// <summary>Where the aggregation runs.</summary>
+    public AttentionDevice Device { get; init; } = AttentionDevice.Cpu;
+
+    /// <summary>Options of the context used for reading (ContextSize above wins).</summary>
+    public LlamaContextOptions ContextOptions { get; init; } = new();
+
+    internal void Validate(LlamaModel model)
+    {
+        if (ContextSize is < 0 or > 0 and < 64)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ContextSize), ContextSize, "ContextSize must be 0 (the model's) or at least 64.");
+        }
+        if (Layer < -1 || Layer >= model.LayerCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Layer), Layer, $"Layer must be -1 (last) or in [0, {model.LayerCount}).");
+        }
+        if (CacheTokens < 0 || TopKTokens <= 0 || AnswerMaxTokens <= 0 || MaxSentenceChars <= 16)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CacheTokens), "CacheTokens >= 0, TopKTokens > 0, AnswerMaxTokens > 0, MaxSentenceChars > 16.");
+        }
+        if (PhraseWidth <= 0 || PhraseWidth % 2 == 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(PhraseWidth), PhraseWidth, "PhraseWidth must be a positive odd number.");
+        }
+    }
+}
