@@ -5,5 +5,10 @@ var root = new RootCommand("heed: use a local LLM's attention for retrieval")
 {
     InfoCommand.Create(),
     GenerateCommand.Create(),
+    McpCommand.Create(),
+    ChatCommand.Create(),
+    RerankCommand.Create(),
+    AskCommand.Create(),
+    RagCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
