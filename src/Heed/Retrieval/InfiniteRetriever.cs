@@ -108,7 +108,7 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         {
             throw new ArgumentException("The question is empty; say what to look for.", nameof(question));
         }
-        int[] questionTokens = _model.Tokenizer.Tokenize($"\n\nQuestion: {question.Trim()}", addSpecial: false);
+        int[] questionTokens = _model.Tokenizer.Tokenize($"\nQuestion: {question.Trim()}", addSpecial: false);
         int chunkBudget = ContextSize - 1 - _cacheBudget - questionTokens.Length;
         if (chunkBudget < 32)
         {
@@ -261,7 +261,7 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(question);
         ArgumentNullException.ThrowIfNull(retrieval);
         string context = string.Join(" ", retrieval.Evidence.Select(e => e.Text));
-        string prompt = $"{context}\n\nQuestion: {question.Trim()}\nAnswer:";
+        string prompt = $"{context}\nQuestion: {question.Trim()}\nAnswer:";
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
