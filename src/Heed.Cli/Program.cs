@@ -9,6 +9,7 @@ var root = new RootCommand("heed: use a local LLM's attention for retrieval")
     ChatCommand.Create(),
     RerankCommand.Create(),
     AskCommand.Create(),
+    BenchCommand.Create(),
     RagCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
