@@ -22,6 +22,8 @@ internal sealed class IndexSnapshot
             next += file.ChunkCount;
         }
         Files = contents.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        FileView = contents.Files.ToArray().AsReadOnly();
+        ChunkView = Chunks.AsReadOnly();
     }
 
     public static IndexSnapshot Empty(Bm25Tokenizer tokenizer) => new(new IndexFileContents(null, [], []), tokenizer);
@@ -31,6 +33,12 @@ internal sealed class IndexSnapshot
     public IReadOnlyDictionary<string, IndexedFile> Files { get; }
 
     public TextChunk[] Chunks { get; }
+
+    /// <summary>The files, in path order, for callers (who must not be able to change a snapshot).</summary>
+    public IReadOnlyList<IndexedFile> FileView { get; }
+
+    /// <summary>The chunks, for callers.</summary>
+    public IReadOnlyList<TextChunk> ChunkView { get; }
 
     public float[]?[] Vectors { get; }
 

@@ -78,10 +78,10 @@ public sealed class RagPipeline : IDisposable
     public bool RecoveredFromBackup => _store?.RecoveredFromBackup ?? false;
 
     /// <summary>The indexed files, in path order.</summary>
-    public IReadOnlyList<IndexedFile> Files => _snapshot.Contents.Files;
+    public IReadOnlyList<IndexedFile> Files => _snapshot.FileView;
 
     /// <summary>Every chunk, grouped by file in path order.</summary>
-    public IReadOnlyList<TextChunk> Chunks => _snapshot.Chunks;
+    public IReadOnlyList<TextChunk> Chunks => _snapshot.ChunkView;
 
     /// <summary>How many chunks the index holds.</summary>
     public int ChunkCount => _snapshot.Chunks.Length;
@@ -166,6 +166,11 @@ public sealed class RagPipeline : IDisposable
             string[] texts = order.Select(o => snapshot.Chunks[o.Chunk].Text).ToArray();
             IReadOnlyList<Heed.Ranking.RankedDocument> ranked =
                 await reranker.RerankAsync(query, texts, Math.Min(topK, texts.Length), cancellationToken).ConfigureAwait(false);
+            if (ranked.Any(r => r.Index < 0 || r.Index >= texts.Length) || ranked.Select(r => r.Index).Distinct().Count() != ranked.Count)
+            {
+                throw new InvalidOperationException(
+                    $"The reranker {reranker.GetType().Name} returned indexes outside 0..{texts.Length - 1} or the same document twice; it must rank each given document at most once.");
+            }
             order = ranked.Select(r => (order[r.Index].Chunk, r.Score)).ToList();
             rerankScores = order.ToDictionary(o => o.Chunk, o => o.Score);
         }
@@ -203,12 +208,11 @@ public sealed class RagPipeline : IDisposable
         return new RagAnswer(question, text, cited.Select(n => sources[n - 1]).ToArray(), sources, cited);
     }
 
-    /// <summary>Releases the ingest lock. The embedding generator, reranker and chat client belong to the caller.</summary>
-    public void Dispose()
-    {
-        _disposed = true;
-        _ingestLock.Dispose();
-    }
+    /// <summary>
+    /// Refuses further ingests and searches. The ingest lock is not disposed, so an ingest still running finishes
+    /// cleanly; the embedding generator, reranker and chat client belong to the caller.
+    /// </summary>
+    public void Dispose() => _disposed = true;
 
     private static void ValidateQuery(string? text, string name)
     {

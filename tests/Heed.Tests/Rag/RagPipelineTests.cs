@@ -229,3 +229,58 @@ public class RagPipelineTests
         }
     }
 }
+
+public class RagPipelineProgressTests
+{
+    [Fact]
+    public async Task Progress_goes_file_by_file_and_ends_done_at_one()
+    {
+        using var folder = new TempFolder();
+        SampleCorpus.WriteAll(folder);
+        var reports = new List<IngestProgress>();
+        using RagPipeline rag = RagPipeline.CreateInMemory(new RagPipelineOptions { TokenCounter = TestCounters.Words });
+        await rag.IngestAsync(folder.Combine("docs"), new Recorder(reports));
+        Assert.Equal(IngestStage.Done, reports[^1].Stage);
+        Assert.Equal(1.0, reports[^1].Fraction);
+        Assert.Equal(4, reports[^1].FilesDone);
+        Assert.Equal(rag.ChunkCount, reports[^1].ChunksCreated);
+        string[] reading = reports.Where(r => r.Stage == IngestStage.Reading).Select(r => Path.GetFileName(r.CurrentFile!)).Distinct().ToArray();
+        Assert.Equal(["cars.md", "oceans.txt", "plants.txt", "volcano.html"], reading);
+        Assert.True(reports.Zip(reports.Skip(1)).All(p => p.Second.BytesDone >= p.First.BytesDone));
+    }
+
+    [Fact]
+    public async Task A_reranker_that_returns_bad_indexes_is_reported_clearly()
+    {
+        using var folder = new TempFolder();
+        SampleCorpus.WriteAll(folder);
+        using RagPipeline rag = RagPipeline.CreateInMemory(new RagPipelineOptions { Reranker = new BrokenReranker() });
+        await rag.IngestAsync(folder.Combine("docs"));
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => rag.SearchAsync("water"));
+        Assert.Contains("BrokenReranker", e.Message);
+    }
+
+    [Fact]
+    public async Task The_chunk_and_file_lists_cannot_be_changed_through_the_pipeline()
+    {
+        using var folder = new TempFolder();
+        SampleCorpus.WriteAll(folder);
+        using RagPipeline rag = RagPipeline.CreateInMemory();
+        await rag.IngestAsync(folder.Combine("docs"));
+        Assert.False(rag.Chunks is TextChunk[] or List<TextChunk>);
+        Assert.Throws<NotSupportedException>(() => ((IList<TextChunk>)rag.Chunks)[0] = null!);
+        Assert.Throws<NotSupportedException>(() => ((IList<IndexedFile>)rag.Files).Clear());
+    }
+
+    private sealed class Recorder(List<IngestProgress> reports) : IProgress<IngestProgress>
+    {
+        public void Report(IngestProgress value) => reports.Add(value);
+    }
+
+    private sealed class BrokenReranker : Heed.Ranking.IDocumentReranker
+    {
+        public Task<IReadOnlyList<Heed.Ranking.RankedDocument>> RerankAsync(string query, IReadOnlyList<string> documents, int? topK = null,
+            CancellationToken cancellationToken = default) =>
+            Task.FromResult<IReadOnlyList<Heed.Ranking.RankedDocument>>([new(documents.Count + 5, "x", 1)]);
+    }
+}
