@@ -4,6 +4,7 @@ using Heed.Cli.Commands;
 var root = new RootCommand("heed: use a local LLM's attention for retrieval")
 {
     InfoCommand.Create(),
+    DoctorCommand.Create(),
     GenerateCommand.Create(),
     McpCommand.Create(),
     ChatCommand.Create(),
