@@ -236,7 +236,7 @@ public sealed class RagPipeline : IDisposable
             .Where(p => DocumentLoader.IsSupported(p) && !IsIndexFile(p))
             .Order(StringComparer.Ordinal)
             .ToArray();
-        long bytesTotal = paths.Sum(p => new FileInfo(p).Length);
+        long bytesTotal = paths.Sum(SizeOrZero);
 
         // start from every file outside this folder; files inside it are kept only if still there
         var files = new SortedDictionary<string, (IndexedFile File, List<IndexedChunk> Chunks)>(StringComparer.Ordinal);
@@ -257,50 +257,66 @@ public sealed class RagPipeline : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             var info = new FileInfo(path);
-            if (!info.Exists)
-            {
-                continue; // deleted since the listing
-            }
-            progress?.Report(new IngestProgress(IngestStage.Reading, filesDone, paths.Length, bytesDone, bytesTotal, path, chunksAdded));
             before.Files.TryGetValue(path, out IndexedFile? old);
-            if (old is not null && old.Size == info.Length && old.LastWriteTimeUtc == info.LastWriteTimeUtc)
+            progress?.Report(new IngestProgress(IngestStage.Reading, filesDone, paths.Length, bytesDone, bytesTotal, path, chunksAdded));
+            long size = 0;
+            try
             {
-                files[path] = (old, before.ChunksOf(old).ToList());
-                unchanged++;
-            }
-            else
-            {
-                string hash = ContentHasher.Sha256Hex(path, cancellationToken);
-                if (old is not null && old.ContentHash == hash)
+                if (!info.Exists)
                 {
-                    files[path] = (old with { Size = info.Length, LastWriteTimeUtc = info.LastWriteTimeUtc }, before.ChunksOf(old).ToList());
+                    throw new FileNotFoundException("the file is gone (deleted since the folder was listed, or a broken link)");
+                }
+                size = info.Length;
+                if (old is not null && old.Size == info.Length && old.LastWriteTimeUtc == info.LastWriteTimeUtc)
+                {
+                    files[path] = (old, before.ChunksOf(old).ToList());
                     unchanged++;
                 }
                 else
                 {
-                    long fileStartBytes = bytesDone;
-                    (IndexedFile? file, List<IndexedChunk>? chunks, SkippedFile? skip) = ReadFile(path, info, hash,
-                        chunkEnd => progress?.Report(new IngestProgress(IngestStage.Reading, filesDone, paths.Length,
-                            fileStartBytes + Math.Min(info.Length, chunkEnd), bytesTotal, path, chunksAdded)),
-                        cancellationToken);
-                    if (skip is not null)
+                    string hash = ContentHasher.Sha256Hex(path, cancellationToken);
+                    if (old is not null && old.ContentHash == hash)
                     {
-                        skipped.Add(skip);
-                        if (old is not null)
-                        {
-                            removed.Add(old);
-                        }
+                        files[path] = (old with { Size = info.Length, LastWriteTimeUtc = info.LastWriteTimeUtc }, before.ChunksOf(old).ToList());
+                        unchanged++;
                     }
                     else
                     {
-                        files[path] = (file!, chunks!);
-                        chunksAdded += chunks!.Count;
-                        (old is null ? added : updated).Add(path);
+                        long fileStartBytes = bytesDone;
+                        (IndexedFile? file, List<IndexedChunk>? chunks, SkippedFile? skip) = ReadFile(path, info, hash,
+                            chunkEnd => progress?.Report(new IngestProgress(IngestStage.Reading, filesDone, paths.Length,
+                                fileStartBytes + Math.Min(info.Length, chunkEnd), bytesTotal, path, chunksAdded)),
+                            cancellationToken);
+                        if (skip is not null)
+                        {
+                            skipped.Add(skip);
+                            if (old is not null)
+                            {
+                                removed.Add(old);
+                            }
+                        }
+                        else
+                        {
+                            files[path] = (file!, chunks!);
+                            chunksAdded += chunks!.Count;
+                            (old is null ? added : updated).Add(path);
+                        }
                     }
                 }
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // one unreadable file must not sink the ingest: report it and drop what the index had of it
+                _logger.LogWarning("Skipping {Path}: {Reason}", path, e.Message);
+                skipped.Add(new SkippedFile(path, $"cannot be read: {e.Message}"));
+                files.Remove(path);
+                if (old is not null)
+                {
+                    removed.Add(old);
+                }
+            }
             filesDone++;
-            bytesDone += info.Length;
+            bytesDone += size;
         }
 
         var updatedSet = new HashSet<string>(updated, StringComparer.Ordinal);
@@ -394,6 +410,18 @@ public sealed class RagPipeline : IDisposable
         }
         EmbeddingGeneratorMetadata? metadata = generator.GetService<EmbeddingGeneratorMetadata>();
         return metadata?.DefaultModelId ?? metadata?.ProviderName ?? generator.GetType().Name;
+    }
+
+    private static long SizeOrZero(string path)
+    {
+        try
+        {
+            return new FileInfo(path).Length;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0; // reported when the file itself is read
+        }
     }
 
     private bool IsIndexFile(string path) =>

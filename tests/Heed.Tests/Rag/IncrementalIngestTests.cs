@@ -104,3 +104,38 @@ public class IncrementalIngestTests
         Assert.Equal(0, rag.ChunkCount);
     }
 }
+
+public class UnreadableFileTests
+{
+    [Fact]
+    public async Task A_broken_link_is_skipped_with_a_reason_and_the_rest_is_indexed()
+    {
+        using var folder = new TempFolder();
+        folder.Write("docs/good.txt", "Readable words about owls.");
+        string link = folder.Combine("docs", "dangling.txt");
+        File.CreateSymbolicLink(link, folder.Combine("nowhere", "missing.txt"));
+        var logger = new RecordingLogger();
+        using RagPipeline rag = RagPipeline.CreateInMemory(new RagPipelineOptions { Logger = logger });
+        IngestResult result = await rag.IngestAsync(folder.Combine("docs"));
+        Assert.EndsWith("good.txt", Assert.Single(result.Added));
+        SkippedFile skipped = Assert.Single(result.Skipped);
+        Assert.Equal(link, skipped.Path);
+        Assert.Contains("cannot be read", skipped.Reason);
+        Assert.Contains(logger.Warnings, w => w.Contains("dangling.txt"));
+    }
+
+    [Fact]
+    public async Task An_indexed_file_that_turns_into_a_broken_link_is_reported_as_removed()
+    {
+        using var folder = new TempFolder();
+        string path = folder.Write("docs/a.txt", "Soon to be a broken link.");
+        using RagPipeline rag = RagPipeline.CreateInMemory();
+        await rag.IngestAsync(folder.Combine("docs"));
+        File.Delete(path);
+        File.CreateSymbolicLink(path, folder.Combine("nowhere.txt"));
+        IngestResult result = await rag.IngestAsync(folder.Combine("docs"));
+        Assert.Equal([path], result.Removed);
+        Assert.Equal(0, rag.ChunkCount);
+        Assert.Equal(1, result.ChunksRemoved);
+    }
+}
