@@ -31,6 +31,7 @@ if [ ! -f "$TOK" ]; then
 fi
 
 COMMON="--tok $TOK --data $R/models/.corpus --arr $W/arr"
+[ -z "${RESUME:-}" ] && rm -rf $W/run $W/train.log $W/metrics.jsonl $W/eager* $W/ev/*   # fresh run on a warm machine
 if [ "$MODE" = smoke ]; then
   ts "eager smoke run"
   python3 $T/train.py $COMMON --out $W/eager --time-budget 20 --log $W/eager.log --metrics $W/eager.jsonl 2>&1 | grep -v Warning
