@@ -60,6 +60,7 @@ internal static class RagCommand
             var options = new RagPipelineOptions
             {
                 TokenCounter = m is null ? null : m.Tokenizer.CountTokens,
+                TokenCounterName = m is null ? null : Path.GetFileName(m.Path),
                 Chunking = new ChunkingOptions { MaxTokens = parse.GetValue(maxTokens), OverlapSentences = parse.GetValue(overlap) },
                 EmbeddingGenerator = embeddings,
                 Logger = logs.CreateLogger("heed.rag"),

@@ -8,7 +8,7 @@ namespace Heed.Rag;
 /// The binary index file, little-endian:
 /// header  "HEEDRAG\0", int32 format version (1), int32 flags (0);
 /// payload the embedding model id (string, "" when none), int32 file count, then per file: path, int64 size,
-///         int64 last-write ticks (UTC), content hash, title ("" when none), int32 chunk count, and per chunk:
+///         int64 last-write ticks (UTC), content hash, title ("" when none), chunking settings, int32 chunk count, and per chunk:
 ///         int32 ordinal, int64 start, int64 end, text, int32 vector length (0: none), that many float32;
 ///         strings are BinaryWriter's (7-bit length, UTF-8);
 /// footer  int64 payload length, SHA-256 of the payload (32 bytes), "HEEDEND\0".
@@ -42,6 +42,7 @@ internal static class IndexFileFormat
                 writer.Write(file.LastWriteTimeUtc.Ticks);
                 writer.Write(file.ContentHash);
                 writer.Write(file.Title ?? "");
+                writer.Write(file.Chunking);
                 writer.Write(file.ChunkCount);
                 for (int c = 0; c < file.ChunkCount; c++)
                 {
@@ -130,6 +131,7 @@ internal static class IndexFileFormat
             var lastWrite = new DateTime(reader.ReadInt64(), DateTimeKind.Utc);
             string hash = reader.ReadString();
             string title = reader.ReadString();
+            string chunking = reader.ReadString();
             int chunkCount = reader.ReadInt32();
             CheckCount(chunkCount, "chunk");
             for (int c = 0; c < chunkCount; c++)
@@ -148,7 +150,7 @@ internal static class IndexFileFormat
                 }
                 chunks.Add(new IndexedChunk(new TextChunk(path, ordinal, start, end, text), vector));
             }
-            files.Add(new IndexedFile(path, size, lastWrite, hash, title.Length == 0 ? null : title, chunkCount));
+            files.Add(new IndexedFile(path, size, lastWrite, hash, title.Length == 0 ? null : title, chunkCount, chunking));
         }
         if (reader.BaseStream.Position != payloadEnd)
         {

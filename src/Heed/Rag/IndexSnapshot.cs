@@ -7,6 +7,7 @@ namespace Heed.Rag;
 internal sealed class IndexSnapshot
 {
     private readonly Dictionary<string, int> _firstChunkOfFile = new(StringComparer.Ordinal);
+    private int _warned;
 
     public IndexSnapshot(IndexFileContents contents, Bm25Tokenizer tokenizer)
     {
@@ -45,6 +46,9 @@ internal sealed class IndexSnapshot
     public int VectorCount { get; }
 
     public Bm25Index Lexical { get; }
+
+    /// <summary>True the first time only: lets a search warn once per snapshot about its embeddings, not once per query.</summary>
+    public bool TryClaimWarning() => Interlocked.Exchange(ref _warned, 1) == 0;
 
     /// <summary>The stored chunks (with vectors) of one file.</summary>
     public IEnumerable<IndexedChunk> ChunksOf(IndexedFile file)

@@ -19,6 +19,7 @@ public sealed class RagPipeline : IDisposable
     private readonly Bm25Tokenizer _tokenizer;
     private readonly TextChunker _chunker;
     private readonly DocumentLoader _loader;
+    private readonly string _chunking;
     private readonly IndexFileStore? _store;
     private readonly SemaphoreSlim _ingestLock = new(1, 1);
     private volatile IndexSnapshot _snapshot;
@@ -30,6 +31,8 @@ public sealed class RagPipeline : IDisposable
         _logger = options.Logger ?? NullLogger.Instance;
         _tokenizer = new Bm25Tokenizer(options.StopWords);
         _chunker = new TextChunker(options.TokenCounter ?? ApproximateTokenCounter.Count, options.Chunking);
+        _chunking = $"max {options.Chunking.MaxTokens} tokens, overlap {options.Chunking.OverlapSentences} sentence(s), " +
+                    $"{(options.TokenCounter is null ? "approximate" : options.TokenCounterName ?? "custom")} token counter";
         _loader = new DocumentLoader(_logger);
         _store = store;
         _snapshot = contents is null ? IndexSnapshot.Empty(_tokenizer) : new IndexSnapshot(contents, _tokenizer);
@@ -143,7 +146,7 @@ public sealed class RagPipeline : IDisposable
         var lexicalScores = lexical.ToDictionary(h => h.Document, h => h.Score);
         Dictionary<int, double>? denseScores = null;
         List<(int Chunk, double Score)> order;
-        if (_options.EmbeddingGenerator is { } generator && snapshot.VectorCount > 0)
+        if (_options.EmbeddingGenerator is { } generator && DenseUsable(snapshot, generator))
         {
             ReadOnlyMemory<float> queryVector = await generator.GenerateVectorAsync(query, cancellationToken: cancellationToken).ConfigureAwait(false);
             List<(int Index, double Similarity)> dense = DenseRanking.Rank(queryVector.Span, snapshot.Vectors, candidates);
@@ -267,7 +270,11 @@ public sealed class RagPipeline : IDisposable
                     throw new FileNotFoundException("the file is gone (deleted since the folder was listed, or a broken link)");
                 }
                 size = info.Length;
-                if (old is not null && old.Size == info.Length && old.LastWriteTimeUtc == info.LastWriteTimeUtc)
+                if (old is not null && old.Chunking != _chunking)
+                {
+                    old = old with { ContentHash = "" }; // cut with other settings: read it again
+                }
+                if (old is not null && old.Size == info.Length && old.LastWriteTimeUtc == info.LastWriteTimeUtc && old.ContentHash.Length > 0)
                 {
                     files[path] = (old, before.ChunksOf(old).ToList());
                     unchanged++;
@@ -326,7 +333,7 @@ public sealed class RagPipeline : IDisposable
         string? embeddingModel = before.Contents.EmbeddingModel;
         if (_options.EmbeddingGenerator is not null)
         {
-            embeddingModel = await EmbedMissingAsync(chunkList, progress, filesDone, paths.Length, bytesTotal, chunksAdded, cancellationToken).ConfigureAwait(false);
+            embeddingModel = await EmbedMissingAsync(chunkList, before.Contents.EmbeddingModel, progress, filesDone, paths.Length, bytesTotal, chunksAdded, cancellationToken).ConfigureAwait(false);
         }
         var contents = new IndexFileContents(embeddingModel, fileList, chunkList);
         var after = new IndexSnapshot(contents, _tokenizer);
@@ -360,17 +367,27 @@ public sealed class RagPipeline : IDisposable
             }
         }
         document.WarnIfInvalidUtf8(_logger);
-        return (new IndexedFile(path, info.Length, info.LastWriteTimeUtc, hash, document.Title, chunks.Count), chunks, null);
+        return (new IndexedFile(path, info.Length, info.LastWriteTimeUtc, hash, document.Title, chunks.Count, _chunking), chunks, null);
     }
 
     /// <summary>
     /// Embeds chunks that have no vector (new ones, or all of them when the index was built without this generator)
     /// and re-embeds those whose size differs from the generator's. Replaces list entries, never mutates a stored chunk.
     /// </summary>
-    private async Task<string?> EmbedMissingAsync(List<IndexedChunk> chunks, IProgress<IngestProgress>? progress, int filesDone,
+    private async Task<string?> EmbedMissingAsync(List<IndexedChunk> chunks, string? storedModel, IProgress<IngestProgress>? progress, int filesDone,
         int filesTotal, long bytesTotal, int chunksAdded, CancellationToken cancellationToken)
     {
         IEmbeddingGenerator<string, Embedding<float>> generator = _options.EmbeddingGenerator!;
+        string model = EmbeddingModelId(generator);
+        if (storedModel is not null && storedModel != model)
+        {
+            // vectors of another model are not comparable with this one's: embed everything again
+            _logger.LogInformation("The index was embedded with {Stored}; re-embedding every chunk with {Model}.", storedModel, model);
+            for (int i = 0; i < chunks.Count; i++)
+            {
+                chunks[i] = chunks[i] with { Vector = null };
+            }
+        }
         int? dimensions = null;
         for (int pass = 0; pass < 2; pass++)
         {
@@ -408,8 +425,37 @@ public sealed class RagPipeline : IDisposable
                 }
             }
         }
+        return model;
+    }
+
+    /// <summary>What identifies an embedding model in the index: its model id, else its provider, else its type.</summary>
+    private static string EmbeddingModelId(IEmbeddingGenerator<string, Embedding<float>> generator)
+    {
         EmbeddingGeneratorMetadata? metadata = generator.GetService<EmbeddingGeneratorMetadata>();
         return metadata?.DefaultModelId ?? metadata?.ProviderName ?? generator.GetType().Name;
+    }
+
+    /// <summary>Whether the snapshot's vectors can be compared with this generator's; warns once per snapshot when not all can.</summary>
+    private bool DenseUsable(IndexSnapshot snapshot, IEmbeddingGenerator<string, Embedding<float>> generator)
+    {
+        string? stored = snapshot.Contents.EmbeddingModel;
+        string model = EmbeddingModelId(generator);
+        if (stored is not null && stored != model)
+        {
+            if (snapshot.TryClaimWarning())
+            {
+                _logger.LogWarning("The index was embedded with {Stored}, not {Model}; searching with BM25 only. " +
+                                   "Ingest again with {Model} to re-embed it, or search with {Stored}.", stored, model, model, stored);
+            }
+            return false;
+        }
+        if (snapshot.VectorCount < snapshot.Chunks.Length && snapshot.TryClaimWarning())
+        {
+            _logger.LogWarning("{Missing} of {Total} chunks have no embedding (they were ingested without an embedding generator), so only " +
+                               "BM25 can find them. Ingest again with the embedding generator to embed them.",
+                snapshot.Chunks.Length - snapshot.VectorCount, snapshot.Chunks.Length);
+        }
+        return snapshot.VectorCount > 0;
     }
 
     private static long SizeOrZero(string path)

@@ -10,6 +10,12 @@ public sealed record RagPipelineOptions
     /// <summary>Counts tokens for chunking, e.g. <c>model.Tokenizer.CountTokens</c>; null: <see cref="ApproximateTokenCounter.Count"/>.</summary>
     public Func<string, int>? TokenCounter { get; init; }
 
+    /// <summary>
+    /// A name for <see cref="TokenCounter"/> (e.g. the model file's name), stored with each file's chunking so that a
+    /// different counter re-chunks the files; null: "custom".
+    /// </summary>
+    public string? TokenCounterName { get; init; }
+
     /// <summary>Chunk budget and overlap.</summary>
     public ChunkingOptions Chunking { get; init; } = new();
 

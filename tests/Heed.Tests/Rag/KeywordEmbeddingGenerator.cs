@@ -6,7 +6,7 @@ namespace Heed.Tests.Rag;
 /// A hand-made embedding: one dimension per word family (vehicles, fruit, animals, weather); a text's vector counts
 /// its words in each family. Synonyms that BM25 cannot match ("automobile" vs "car") land on the same dimension.
 /// </summary>
-internal sealed class KeywordEmbeddingGenerator : IEmbeddingGenerator<string, Embedding<float>>
+internal sealed class KeywordEmbeddingGenerator(string modelId = "keyword-families") : IEmbeddingGenerator<string, Embedding<float>>
 {
     public static readonly string[][] Families =
     [
@@ -18,11 +18,14 @@ internal sealed class KeywordEmbeddingGenerator : IEmbeddingGenerator<string, Em
 
     public int Calls;
 
+    public int TextsEmbedded;
+
     public Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
         CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
         Interlocked.Increment(ref Calls);
+        Interlocked.Add(ref TextsEmbedded, values.Count());
         var result = new GeneratedEmbeddings<Embedding<float>>(values.Select(v => new Embedding<float>(Vector(v))));
         return Task.FromResult(result);
     }
@@ -44,7 +47,7 @@ internal sealed class KeywordEmbeddingGenerator : IEmbeddingGenerator<string, Em
     }
 
     public object? GetService(Type serviceType, object? serviceKey = null) =>
-        serviceType == typeof(EmbeddingGeneratorMetadata) ? new EmbeddingGeneratorMetadata("test", null, "keyword-families", Families.Length) : null;
+        serviceType == typeof(EmbeddingGeneratorMetadata) ? new EmbeddingGeneratorMetadata("test", null, modelId, Families.Length) : null;
 
     public void Dispose()
     {
