@@ -104,6 +104,10 @@ public sealed class RagPipeline : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         ObjectDisposedException.ThrowIf(_disposed, this);
         string root = Path.GetFullPath(directory);
+        if (File.Exists(root))
+        {
+            throw new ArgumentException($"{root} is a file; give the folder that holds it (every .txt, .md and .html file in it is indexed).", nameof(directory));
+        }
         if (!Directory.Exists(root))
         {
             throw new DirectoryNotFoundException($"No folder at {root}; give the folder that holds your .txt, .md and .html files.");

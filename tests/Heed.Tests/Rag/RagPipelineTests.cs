@@ -64,6 +64,23 @@ public class RagPipelineTests
     }
 
     [Fact]
+    public async Task Empty_and_whitespace_only_files_are_tracked_with_no_chunks()
+    {
+        using var folder = new TempFolder();
+        folder.Write("docs/empty.txt", "");
+        folder.Write("docs/blank.md", "  \n\n\t ");
+        folder.Write("docs/bare.html", "<html><body><script>only()</script></body></html>");
+        using RagPipeline rag = RagPipeline.CreateInMemory(Small());
+        IngestResult result = await rag.IngestAsync(folder.Combine("docs"));
+        Assert.Equal(3, result.Added.Count);
+        Assert.Equal(0, rag.ChunkCount);
+        Assert.All(rag.Files, f => Assert.Equal(0, f.ChunkCount));
+        Assert.Equal(3, (await rag.IngestAsync(folder.Combine("docs"))).Unchanged);
+        var file = await Assert.ThrowsAsync<ArgumentException>(() => rag.IngestAsync(folder.Combine("docs", "empty.txt")));
+        Assert.Contains("is a file", file.Message);
+    }
+
+    [Fact]
     public async Task Invalid_utf8_is_indexed_with_replacement_characters_and_a_warning()
     {
         using var folder = new TempFolder();
