@@ -185,7 +185,7 @@ internal static class RagCommand
         {
             return await body();
         }
-        catch (Exception e) when (e is HeedIndexCorruptException or DirectoryNotFoundException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) // corrupt index, missing folder, failed save
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

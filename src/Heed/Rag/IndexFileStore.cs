@@ -72,10 +72,17 @@ internal sealed class IndexFileStore
         {
             Directory.CreateDirectory(directory);
         }
-        using (var stream = new FileStream(TempPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+        try
         {
+            using var stream = new FileStream(TempPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
             IndexFileFormat.Write(stream, contents);
             stream.Flush(flushToDisk: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(TempPath);
+            throw new IOException($"Could not write the index {Path} ({e.Message}); the previous index is unchanged. " +
+                                  "Check that its folder is writable and has free space, then ingest again.", e);
         }
         if (_mainFileIsGood && File.Exists(Path))
         {
@@ -83,6 +90,18 @@ internal sealed class IndexFileStore
         }
         File.Move(TempPath, Path, overwrite: true);
         _mainFileIsGood = true;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // a leftover temporary file is harmless: loading never reads it and the next save overwrites it
+        }
     }
 
     private IndexFileContents LoadBackup(HeedIndexCorruptException? mainError)

@@ -155,6 +155,28 @@ public class IndexPersistenceTests
     }
 
     [Fact]
+    public async Task A_save_that_fails_keeps_the_previous_index_on_disk_and_in_memory()
+    {
+        using var folder = new TempFolder();
+        folder.Write("docs/a.txt", "The first version is safe.");
+        string index = folder.Combine("index.heed");
+        using RagPipeline rag = await RagPipeline.OpenAsync(index, Options());
+        await rag.IngestAsync(folder.Combine("docs"));
+        byte[] saved = await File.ReadAllBytesAsync(index);
+        folder.Write("docs/b.txt", "A second file that will not be saved.");
+        Directory.CreateDirectory(index + ".tmp"); // the temporary file cannot be created: the save fails before any rename
+        var e = await Assert.ThrowsAsync<IOException>(() => rag.IngestAsync(folder.Combine("docs")));
+        Assert.Contains("the previous index is unchanged", e.Message);
+        Assert.Equal(saved, await File.ReadAllBytesAsync(index));
+        Assert.Single(rag.Files);
+
+        Directory.Delete(index + ".tmp");
+        IngestResult retry = await rag.IngestAsync(folder.Combine("docs"));
+        Assert.Single(retry.Added);
+        Assert.Equal(saved, await File.ReadAllBytesAsync(index + ".bak"));
+    }
+
+    [Fact]
     public async Task Opening_a_folder_as_the_index_is_refused()
     {
         using var folder = new TempFolder();
