@@ -12,6 +12,7 @@ internal sealed class IndexFileStore
 {
     private readonly ILogger _logger;
     private bool _mainFileIsGood; // only a good main file may become the .bak: a corrupt one must not replace the last good copy
+    private (long Length, DateTime LastWriteUtc)? _seen; // the main file as this store last read or wrote it
 
     public IndexFileStore(string path, ILogger logger)
     {
@@ -25,6 +26,9 @@ internal sealed class IndexFileStore
 
     public string TempPath => Path + ".tmp";
 
+    /// <summary>Held (exclusively) while an ingest writes, so that two processes never save over each other.</summary>
+    public string LockPath => Path + ".lock";
+
     /// <summary>Whether the last <see cref="Load"/> had to use the .bak copy.</summary>
     public bool RecoveredFromBackup { get; private set; }
 
@@ -32,6 +36,7 @@ internal sealed class IndexFileStore
     /// <exception cref="HeedIndexCorruptException">The file is corrupt and there is no good backup (or fallback is off).</exception>
     public IndexFileContents? Load(bool fallBackToBackup)
     {
+        _seen = Stamp();
         RecoveredFromBackup = false;
         _mainFileIsGood = false;
         bool hasMain = File.Exists(Path);
@@ -90,6 +95,38 @@ internal sealed class IndexFileStore
         }
         File.Move(TempPath, Path, overwrite: true);
         _mainFileIsGood = true;
+        _seen = Stamp();
+    }
+
+    /// <summary>Whether another writer (another process, or another pipeline on the same file) saved since we read or wrote.</summary>
+    public bool ChangedOnDisk() => Stamp() != _seen;
+
+    /// <summary>
+    /// Takes the write lock (an exclusive lock on "&lt;path&gt;.lock", released when the result is disposed).
+    /// The lock file itself stays: deleting it would let two writers lock two different files.
+    /// </summary>
+    /// <exception cref="IOException">Another writer holds it.</exception>
+    public IDisposable AcquireWriteLock()
+    {
+        string? directory = System.IO.Path.GetDirectoryName(LockPath);
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+        try
+        {
+            return new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"Another process is writing the index {Path} (it holds {LockPath}); wait for it to finish and ingest again.", e);
+        }
+    }
+
+    private (long, DateTime)? Stamp()
+    {
+        var info = new FileInfo(Path);
+        return info.Exists ? (info.Length, info.LastWriteTimeUtc) : null;
     }
 
     private static void TryDelete(string path)

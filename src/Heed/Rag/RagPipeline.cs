@@ -232,6 +232,14 @@ public sealed class RagPipeline : IDisposable
 
     private async Task<IngestResult> IngestLockedAsync(string root, IProgress<IngestProgress>? progress, CancellationToken cancellationToken)
     {
+        using IDisposable? fileLock = _store?.AcquireWriteLock();
+        if (_store is not null && _store.ChangedOnDisk())
+        {
+            // another writer saved since we opened: start from its index, or its files would be lost on our save
+            _logger.LogInformation("{Path} changed on disk since it was opened; reloading it before the ingest.", _store.Path);
+            IndexFileContents? current = _store.Load(_options.FallBackToBackup);
+            _snapshot = current is null ? IndexSnapshot.Empty(_tokenizer) : new IndexSnapshot(current, _tokenizer);
+        }
         IndexSnapshot before = _snapshot;
         string prefix = Path.EndsInDirectorySeparator(root) ? root : root + Path.DirectorySeparatorChar;
         string[] paths = Directory.EnumerateFiles(root, "*", new EnumerationOptions
@@ -475,5 +483,5 @@ public sealed class RagPipeline : IDisposable
     }
 
     private bool IsIndexFile(string path) =>
-        _store is not null && (path == _store.Path || path == _store.BackupPath || path == _store.TempPath);
+        _store is not null && (path == _store.Path || path == _store.BackupPath || path == _store.TempPath || path == _store.LockPath);
 }

@@ -177,6 +177,38 @@ public class IndexPersistenceTests
     }
 
     [Fact]
+    public async Task Two_writers_on_one_index_file_do_not_lose_each_others_files()
+    {
+        using var folder = new TempFolder();
+        folder.Write("one/a.txt", "Written by the first pipeline.");
+        folder.Write("two/b.txt", "Written by the second pipeline.");
+        string index = folder.Combine("index.heed");
+        using RagPipeline first = await RagPipeline.OpenAsync(index, Options());
+        using RagPipeline second = await RagPipeline.OpenAsync(index, Options()); // opened before the first one saves
+        await first.IngestAsync(folder.Combine("one"));
+        await second.IngestAsync(folder.Combine("two"));
+        Assert.Equal(["a.txt", "b.txt"], second.Files.Select(f => Path.GetFileName(f.Path)));
+        using RagPipeline reopened = await RagPipeline.OpenAsync(index, Options());
+        Assert.Equal(2, reopened.Files.Count);
+    }
+
+    [Fact]
+    public async Task An_ingest_while_another_writer_holds_the_lock_is_refused_and_changes_nothing()
+    {
+        using var folder = new TempFolder();
+        folder.Write("docs/a.txt", "Some text.");
+        string index = folder.Combine("index.heed");
+        using RagPipeline rag = await RagPipeline.OpenAsync(index, Options());
+        using (new FileStream(index + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            var e = await Assert.ThrowsAsync<IOException>(() => rag.IngestAsync(folder.Combine("docs")));
+            Assert.Contains("Another process is writing the index", e.Message);
+        }
+        Assert.False(File.Exists(index));
+        Assert.Single((await rag.IngestAsync(folder.Combine("docs"))).Added);
+    }
+
+    [Fact]
     public async Task Opening_a_folder_as_the_index_is_refused()
     {
         using var folder = new TempFolder();
