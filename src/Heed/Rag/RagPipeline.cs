@@ -20,6 +20,7 @@ public sealed class RagPipeline : IDisposable
     private readonly TextChunker _chunker;
     private readonly DocumentLoader _loader;
     private readonly string _chunking;
+    private readonly ChunkEmbedder? _embedder;
     private readonly IndexFileStore? _store;
     private readonly SemaphoreSlim _ingestLock = new(1, 1);
     private volatile IndexSnapshot _snapshot;
@@ -34,6 +35,7 @@ public sealed class RagPipeline : IDisposable
         _chunking = $"max {options.Chunking.MaxTokens} tokens, overlap {options.Chunking.OverlapSentences} sentence(s), " +
                     $"{(options.TokenCounter is null ? "approximate" : options.TokenCounterName ?? "custom")} token counter";
         _loader = new DocumentLoader(_logger);
+        _embedder = options.EmbeddingGenerator is null ? null : new ChunkEmbedder(options.EmbeddingGenerator, options.EmbeddingBatchSize, _logger);
         _store = store;
         _snapshot = contents is null ? IndexSnapshot.Empty(_tokenizer) : new IndexSnapshot(contents, _tokenizer);
     }
@@ -240,218 +242,26 @@ public sealed class RagPipeline : IDisposable
             IndexFileContents? current = _store.Load(_options.FallBackToBackup);
             _snapshot = current is null ? IndexSnapshot.Empty(_tokenizer) : new IndexSnapshot(current, _tokenizer);
         }
-        IndexSnapshot before = _snapshot;
-        string prefix = Path.EndsInDirectorySeparator(root) ? root : root + Path.DirectorySeparatorChar;
-        string[] paths = Directory.EnumerateFiles(root, "*", new EnumerationOptions
-            {
-                RecurseSubdirectories = true,
-                IgnoreInaccessible = true,
-                AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
-            })
-            .Where(p => DocumentLoader.IsSupported(p) && !IsIndexFile(p))
-            .Order(StringComparer.Ordinal)
-            .ToArray();
-        long bytesTotal = paths.Sum(SizeOrZero);
-
-        // start from every file outside this folder; files inside it are kept only if still there
-        var files = new SortedDictionary<string, (IndexedFile File, List<IndexedChunk> Chunks)>(StringComparer.Ordinal);
-        foreach (IndexedFile file in before.Contents.Files.Where(f => !f.Path.StartsWith(prefix, StringComparison.Ordinal)))
-        {
-            files[file.Path] = (file, before.ChunksOf(file).ToList());
-        }
-        var added = new List<string>();
-        var updated = new List<string>();
-        var removed = before.Contents.Files
-            .Where(f => f.Path.StartsWith(prefix, StringComparison.Ordinal) && Array.BinarySearch(paths, f.Path, StringComparer.Ordinal) < 0)
-            .ToList();
-        var skipped = new List<SkippedFile>();
-        int unchanged = 0, chunksAdded = 0, filesDone = 0;
-        long bytesDone = 0;
-
-        foreach (string path in paths)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var info = new FileInfo(path);
-            before.Files.TryGetValue(path, out IndexedFile? old);
-            progress?.Report(new IngestProgress(IngestStage.Reading, filesDone, paths.Length, bytesDone, bytesTotal, path, chunksAdded));
-            long size = 0;
-            try
-            {
-                if (!info.Exists)
-                {
-                    throw new FileNotFoundException("the file is gone (deleted since the folder was listed, or a broken link)");
-                }
-                size = info.Length;
-                if (old is not null && old.Chunking != _chunking)
-                {
-                    old = old with { ContentHash = "" }; // cut with other settings: read it again
-                }
-                if (old is not null && old.Size == info.Length && old.LastWriteTimeUtc == info.LastWriteTimeUtc && old.ContentHash.Length > 0)
-                {
-                    files[path] = (old, before.ChunksOf(old).ToList());
-                    unchanged++;
-                }
-                else
-                {
-                    string hash = ContentHasher.Sha256Hex(path, cancellationToken);
-                    if (old is not null && old.ContentHash == hash)
-                    {
-                        files[path] = (old with { Size = info.Length, LastWriteTimeUtc = info.LastWriteTimeUtc }, before.ChunksOf(old).ToList());
-                        unchanged++;
-                    }
-                    else
-                    {
-                        long fileStartBytes = bytesDone;
-                        (IndexedFile? file, List<IndexedChunk>? chunks, SkippedFile? skip) = ReadFile(path, info, hash,
-                            chunkEnd => progress?.Report(new IngestProgress(IngestStage.Reading, filesDone, paths.Length,
-                                fileStartBytes + Math.Min(info.Length, chunkEnd), bytesTotal, path, chunksAdded)),
-                            cancellationToken);
-                        if (skip is not null)
-                        {
-                            skipped.Add(skip);
-                            if (old is not null)
-                            {
-                                removed.Add(old);
-                            }
-                        }
-                        else
-                        {
-                            files[path] = (file!, chunks!);
-                            chunksAdded += chunks!.Count;
-                            (old is null ? added : updated).Add(path);
-                        }
-                    }
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // one unreadable file must not sink the ingest: report it and drop what the index had of it
-                _logger.LogWarning("Skipping {Path}: {Reason}", path, e.Message);
-                skipped.Add(new SkippedFile(path, $"cannot be read: {e.Message}"));
-                files.Remove(path);
-                if (old is not null)
-                {
-                    removed.Add(old);
-                }
-            }
-            filesDone++;
-            bytesDone += size;
-        }
-
-        var updatedSet = new HashSet<string>(updated, StringComparer.Ordinal);
-        int chunksRemoved = removed.Sum(f => f.ChunkCount) + before.Contents.Files.Where(f => updatedSet.Contains(f.Path)).Sum(f => f.ChunkCount);
-        List<IndexedFile> fileList = files.Values.Select(v => v.File).ToList();
-        List<IndexedChunk> chunkList = files.Values.SelectMany(v => v.Chunks).ToList();
-        string? embeddingModel = before.Contents.EmbeddingModel;
-        if (_options.EmbeddingGenerator is not null)
-        {
-            embeddingModel = await EmbedMissingAsync(chunkList, before.Contents.EmbeddingModel, progress, filesDone, paths.Length, bytesTotal, chunksAdded, cancellationToken).ConfigureAwait(false);
-        }
-        var contents = new IndexFileContents(embeddingModel, fileList, chunkList);
+        var ingest = new FolderIngest(_chunker, _loader, _chunking, _embedder, _logger);
+        (IndexFileContents contents, IngestResult result, long bytes) =
+            await ingest.RunAsync(_snapshot, root, IsIndexFile, progress, cancellationToken).ConfigureAwait(false);
         var after = new IndexSnapshot(contents, _tokenizer);
         cancellationToken.ThrowIfCancellationRequested(); // last point at which nothing has changed
         if (_store is not null)
         {
-            progress?.Report(new IngestProgress(IngestStage.Saving, filesDone, paths.Length, bytesTotal, bytesTotal, null, chunksAdded));
+            progress?.Report(new IngestProgress(IngestStage.Saving, result.FilesFound, result.FilesFound, bytes, bytes, null, result.ChunksAdded));
             _store.Save(contents);
         }
         _snapshot = after;
-        progress?.Report(new IngestProgress(IngestStage.Done, filesDone, paths.Length, bytesTotal, bytesTotal, null, chunksAdded));
-        return new IngestResult(root, paths.Length, added, updated, removed.Select(f => f.Path).ToList(), unchanged, skipped,
-            chunksAdded, chunksRemoved, fileList.Count, chunkList.Count);
-    }
-
-    private (IndexedFile?, List<IndexedChunk>?, SkippedFile?) ReadFile(string path, FileInfo info, string hash, Action<long> reportChunkEnd,
-        CancellationToken cancellationToken)
-    {
-        using OpenedDocument? document = _loader.Open(path, out SkippedFile? skip);
-        if (document is null)
-        {
-            return (null, null, skip);
-        }
-        var chunks = new List<IndexedChunk>();
-        foreach (TextChunk chunk in _chunker.Chunk(document.Reader, path, cancellationToken))
-        {
-            chunks.Add(new IndexedChunk(chunk, null));
-            if (chunks.Count % 256 == 0)
-            {
-                reportChunkEnd(chunk.EndOffset);
-            }
-        }
-        document.WarnIfInvalidUtf8(_logger);
-        return (new IndexedFile(path, info.Length, info.LastWriteTimeUtc, hash, document.Title, chunks.Count, _chunking), chunks, null);
-    }
-
-    /// <summary>
-    /// Embeds chunks that have no vector (new ones, or all of them when the index was built without this generator)
-    /// and re-embeds those whose size differs from the generator's. Replaces list entries, never mutates a stored chunk.
-    /// </summary>
-    private async Task<string?> EmbedMissingAsync(List<IndexedChunk> chunks, string? storedModel, IProgress<IngestProgress>? progress, int filesDone,
-        int filesTotal, long bytesTotal, int chunksAdded, CancellationToken cancellationToken)
-    {
-        IEmbeddingGenerator<string, Embedding<float>> generator = _options.EmbeddingGenerator!;
-        string model = EmbeddingModelId(generator);
-        if (storedModel is not null && storedModel != model)
-        {
-            // vectors of another model are not comparable with this one's: embed everything again
-            _logger.LogInformation("The index was embedded with {Stored}; re-embedding every chunk with {Model}.", storedModel, model);
-            for (int i = 0; i < chunks.Count; i++)
-            {
-                chunks[i] = chunks[i] with { Vector = null };
-            }
-        }
-        int? dimensions = null;
-        for (int pass = 0; pass < 2; pass++)
-        {
-            List<int> todo = Enumerable.Range(0, chunks.Count)
-                .Where(i => chunks[i].Vector is null || (dimensions is int d && chunks[i].Vector!.Length != d)).ToList();
-            for (int start = 0; start < todo.Count; start += _options.EmbeddingBatchSize)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                progress?.Report(new IngestProgress(IngestStage.Embedding, filesDone, filesTotal, bytesTotal, bytesTotal, null, chunksAdded));
-                List<int> batch = todo.Skip(start).Take(_options.EmbeddingBatchSize).ToList();
-                GeneratedEmbeddings<Embedding<float>> embeddings = await generator.GenerateAsync(
-                    batch.Select(i => chunks[i].Chunk.Text), cancellationToken: cancellationToken).ConfigureAwait(false);
-                if (embeddings.Count != batch.Count)
-                {
-                    throw new InvalidOperationException($"The embedding generator returned {embeddings.Count} vectors for {batch.Count} texts; it must return one per text.");
-                }
-                for (int j = 0; j < batch.Count; j++)
-                {
-                    float[] vector = embeddings[j].Vector.ToArray();
-                    dimensions ??= vector.Length;
-                    if (vector.Length != dimensions)
-                    {
-                        throw new InvalidOperationException($"The embedding generator returned vectors of {dimensions} and {vector.Length} dimensions; they must all have one size.");
-                    }
-                    chunks[batch[j]] = chunks[batch[j]] with { Vector = vector };
-                }
-            }
-            if (dimensions is null)
-            {
-                // nothing new to embed: learn the size from the stored vectors, then re-embed any of another size
-                dimensions = chunks.FirstOrDefault(c => c.Vector is not null)?.Vector!.Length;
-                if (dimensions is null)
-                {
-                    break;
-                }
-            }
-        }
-        return model;
-    }
-
-    /// <summary>What identifies an embedding model in the index: its model id, else its provider, else its type.</summary>
-    private static string EmbeddingModelId(IEmbeddingGenerator<string, Embedding<float>> generator)
-    {
-        EmbeddingGeneratorMetadata? metadata = generator.GetService<EmbeddingGeneratorMetadata>();
-        return metadata?.DefaultModelId ?? metadata?.ProviderName ?? generator.GetType().Name;
+        progress?.Report(new IngestProgress(IngestStage.Done, result.FilesFound, result.FilesFound, bytes, bytes, null, result.ChunksAdded));
+        return result;
     }
 
     /// <summary>Whether the snapshot's vectors can be compared with this generator's; warns once per snapshot when not all can.</summary>
     private bool DenseUsable(IndexSnapshot snapshot, IEmbeddingGenerator<string, Embedding<float>> generator)
     {
         string? stored = snapshot.Contents.EmbeddingModel;
-        string model = EmbeddingModelId(generator);
+        string model = ChunkEmbedder.ModelIdOf(generator);
         if (stored is not null && stored != model)
         {
             if (snapshot.TryClaimWarning())
@@ -468,18 +278,6 @@ public sealed class RagPipeline : IDisposable
                 snapshot.Chunks.Length - snapshot.VectorCount, snapshot.Chunks.Length);
         }
         return snapshot.VectorCount > 0;
-    }
-
-    private static long SizeOrZero(string path)
-    {
-        try
-        {
-            return new FileInfo(path).Length;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return 0; // reported when the file itself is read
-        }
     }
 
     private bool IsIndexFile(string path) =>
