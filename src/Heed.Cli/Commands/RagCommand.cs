@@ -56,7 +56,8 @@ internal static class RagCommand
             using ILoggerFactory logs = Logs(parse.GetValue(verbose));
             using LlamaModel? m = modelFile is null ? null
                 : await ModelLoader.LoadAsync(modelFile, parse.GetValue(gpuLayers), parse.GetValue(verbose), cancellationToken);
-            using LlamaEmbeddingGenerator? embeddings = useEmbeddings ? new LlamaEmbeddingGenerator(m!) : null;
+            // the embedding context must hold a whole chunk (the model tokenizer counts them when --model is given)
+            using LlamaEmbeddingGenerator? embeddings = useEmbeddings ? new LlamaEmbeddingGenerator(m!, contextSize: Math.Max(512, parse.GetValue(maxTokens) + 16)) : null;
             var options = new RagPipelineOptions
             {
                 TokenCounter = m is null ? null : m.Tokenizer.CountTokens,
