@@ -20,6 +20,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import heed  # noqa: E402
 
 QUICK = "--quick" in sys.argv
+# --parts=flash,sparse,aggregate,partb,flex picks parts; --label=X tags the rows (e.g. a kernel variant
+# chosen through HEED_FLASH_VARIANT); --few keeps the largest sizes only.
+PARTS = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--parts=")),
+             ["flash", "sparse", "aggregate", "partb", "flex"])
+LABEL = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--label=")), "")
+FEW = "--few" in sys.argv
 
 
 def bench(fn, min_reps=5, max_reps=50, budget_ms=400.0):
@@ -67,6 +73,8 @@ def flash_rows():
                (2, 4096, True), (1, 16384, True)]
     if QUICK:
         configs = configs[:1]
+    if FEW:
+        configs = [(2, 4096, False), (1, 16384, False), (1, 16384, True)]
     for B, N, causal in configs:
         q = torch.randn(B, H, N, d, device="cuda", dtype=torch.bfloat16)
         k = torch.randn(B, Hkv, N, d, device="cuda", dtype=torch.bfloat16)
@@ -99,7 +107,7 @@ def random_block_mask(H, nb, density, seed):
 def block_sparse_rows():
     out = []
     H, Hkv, d, block, density = 32, 8, 128, 128, 0.10
-    sizes = [8192, 16384, 32768] if not QUICK else [8192]
+    sizes = [8192] if QUICK else [32768] if FEW else [8192, 16384, 32768]
     for N in sizes:
         q = torch.randn(1, H, N, d, device="cuda", dtype=torch.bfloat16)
         k = torch.randn(1, Hkv, N, d, device="cuda", dtype=torch.bfloat16)
@@ -215,9 +223,13 @@ def fmt(x, spec):
 def main():
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, libheed {heed.lib.heed_version().decode()}")
     rows = []
-    for part in (flash_rows, block_sparse_rows, aggregate_rows, part_b_rows, flex_rows):
+    parts = {"flash": flash_rows, "sparse": block_sparse_rows, "aggregate": aggregate_rows, "partb": part_b_rows,
+             "flex": flex_rows}
+    for part in [parts[p] for p in PARTS]:
         try:
             got = part()
+            for r in got:
+                r["name"] += LABEL
         except Exception as e:  # noqa: BLE001 - one failing part must not hide the others
             got = [row(part.__name__, "-", None, None, "-", None, f"FAILED: {type(e).__name__}: {e}"[:160])]
         for r in got:  # as they come, in case the run is cut short
@@ -230,7 +242,7 @@ def main():
     for r in rows:
         print(f"{r['name']:<20} {r['shape']:<42} {fmt(r['ours_ms'], '9.3f')} {fmt(r.get('tflops'), '8.1f')} "
               f"{str(r['peer']):<17} {fmt(r['peer_ms'], '9.3f')} {fmt(r['ratio'], '6.2f')}  {r['note']}")
-    if os.environ.get("OUT"):
+    if os.environ.get("OUT") and not LABEL:
         with open(os.path.join(os.environ["OUT"], "bench.json"), "w") as f:
             json.dump(rows, f, indent=1)
 

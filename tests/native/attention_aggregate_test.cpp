@@ -34,7 +34,9 @@ void check_case(const AggCase &c, std::mt19937 &rng, bool per_head = true) {
         << heed_last_error();
     AggregateRef ref = aggregate_reference(q, qpos, k, kpos, 1.0 / std::sqrt((double)c.d), c.causal);
     EXPECT_LE(relative_error(out, ref.total), 2e-5);
-    if (per_head) EXPECT_LE(relative_error(heads, ref.per_head), 2e-5);
+    if (per_head) {
+        EXPECT_LE(relative_error(heads, ref.per_head), 2e-5);
+    }
 }
 
 }  // namespace

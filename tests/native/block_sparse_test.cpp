@@ -102,15 +102,18 @@ TEST(BlockMaskEstimate, MatchesFloat64Reference) {
                     auto ref = mask_estimate_reference(q, k, block, coverage, 1.0 / std::sqrt((double)d), causal, &margin);
                     for (int64_t i = 0; i < mask.count(); ++i) {
                         ASSERT_TRUE(mask.bytes[i] == 0 || mask.bytes[i] == 1) << "unwritten mask element " << i;
-                        if (margin[i] > 1e-5) EXPECT_EQ(mask.bytes[i], ref[i]) << "element " << i;
+                        if (margin[i] > 1e-5) {
+                        EXPECT_EQ(mask.bytes[i], ref[i]) << "element " << i;
+                    }
                     }
                     for (int64_t h = 0; h < H; ++h)
                         for (int64_t qb = 0; qb < nqb; ++qb) {
                             const int64_t diag = std::min(qb, nkb - 1);
                             EXPECT_EQ(mask.at({0, h, qb, 0}), 1);
                             EXPECT_EQ(mask.at({0, h, qb, diag}), 1);
-                            if (causal)
+                            if (causal) {
                                 for (int64_t kb = diag + 1; kb < nkb; ++kb) EXPECT_EQ(mask.at({0, h, qb, kb}), 0);
+                            }
                         }
                 }
 }

@@ -12,10 +12,12 @@
  * GQA: H query heads share Hkv key/value heads; H must be a multiple of Hkv and query head h
  * reads kv head h / (H / Hkv).
  *
- * CUDA limits (valid input the CUDA path answers with HEED_ERR_UNSUPPORTED): the innermost
- * dimension of every tensor must be contiguous (stride 1); flash and block-sparse attention take
- * f16/bf16 with d = 64 or 128 and 16-byte aligned rows (base pointer and every outer stride a
- * multiple of 8 elements). Attention aggregation takes f32/f16/bf16 and any d up to 256. */
+ * CUDA: calls are queued on the default stream and return without waiting (a later copy or
+ * heed_cuda_synchronize waits). Valid input the CUDA path answers with HEED_ERR_UNSUPPORTED:
+ * flash and block-sparse attention need f16/bf16, d = 64 or 128, a contiguous last dimension and
+ * 16-byte aligned rows (base pointer and every outer stride a multiple of 8 elements); attention
+ * aggregation takes any layout and d up to 256 (tensor cores for f16/bf16 with d 64/128 and
+ * aligned rows, fp32 CUDA cores otherwise); the mask estimate takes up to 4096 key blocks. */
 #ifndef HEED_ATTENTION_H
 #define HEED_ATTENTION_H
 
@@ -78,10 +80,11 @@ HEED_API heed_status heed_block_sparse_attention_forward(const heed_tensor *q, c
  *
  * For query block qb: qbar = mean of its rows, kbar_kb = mean of key block kb's rows (a last,
  * partial block averages the rows it has). The visible key blocks are all, or with causal
- * kb <= min(qb, last key block). p_kb = softmax over visible kb of scale qbar . kbar_kb. Kept:
- * the fewest visible blocks, taken by descending p (ties: lower kb first), whose p sum reaches
- * coverage; that is, a block is kept when the p of the blocks ranked before it sum to less than
- * coverage. Always kept: block 0 and the diagonal block min(qb, last key block). */
+ * kb <= min(qb, last key block). s_kb = scale qbar . kbar_kb, p = softmax of s over the visible
+ * blocks. Kept: the fewest visible blocks, taken by descending s (ties: lower kb first), whose p
+ * sum reaches coverage; that is, a block is kept when the p of the blocks ranked before it sum
+ * to less than coverage (coverage 1 keeps every visible block). Always kept: block 0 and the
+ * diagonal block min(qb, last key block). */
 HEED_API heed_status heed_block_mask_estimate(const heed_tensor *q, const heed_tensor *k, int32_t block,
                                               float coverage, float scale, int32_t causal,
                                               const heed_tensor *mask);

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda/attention_cuda.hpp"
 #include "cuda/cuda_check.hpp"
@@ -234,7 +236,14 @@ heed_status attention_aggregate(const aggregate_args &a, int device) {
     HEED_CUDA_CHECK(cudaGetDevice(&previous));
     HEED_CUDA_CHECK(cudaSetDevice(device));
     heed_status s = cuda_status(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
-    if (s == HEED_OK) {
+    // HEED_AGGREGATE_TC=0 keeps f16/bf16 on the CUDA-core kernels too, for measurements.
+    static const bool tc_allowed = [] {
+        const char *e = std::getenv("HEED_AGGREGATE_TC");
+        return e == nullptr || std::strcmp(e, "0") != 0;
+    }();
+    if (s == HEED_OK && tc_allowed && aggregate_fits_tensor_cores(a)) {
+        s = attention_aggregate_tensor_cores(a, sms);
+    } else if (s == HEED_OK) {
         switch (a.q.t->dtype) {
             case HEED_F32: s = run<float>(p, sms); break;
             case HEED_F16: s = run<__half>(p, sms); break;

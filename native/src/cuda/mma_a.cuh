@@ -52,6 +52,13 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const uin
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 2^x in one MUFU instruction (exp2f adds range fix-ups we do not need); 2^-inf = +0.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 // Two floats -> one register of two 16-bit values, the first in the low half.
 template <typename T>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi);
