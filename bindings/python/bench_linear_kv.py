@@ -128,6 +128,9 @@ def linear_rows(heed, torch):
                                                              ctypes.byref(ts), None))
 
         calls = 3 if N <= 32768 else 1
+        os.environ["HEED_LINEAR_PARTS"] = "1"
+        one_pass_ms = _time(torch, ours, calls=calls, reps=3)  # one block walks each head's chunks
+        os.environ.pop("HEED_LINEAR_PARTS")
         ours_ms = _time(torch, ours, calls=calls, reps=3)
         per_token[N] = ours_ms / N
         shape = f"B{B} H{H} N{N} d{d} f16"
@@ -136,7 +139,7 @@ def linear_rows(heed, torch):
             err = _rel(o, ref)
             peer_ms = _time(torch, lambda: torch_linear_chunked(torch, q, k, v), calls=1, reps=3)
             out.append(_row("linear_attn", shape, ours_ms, "torch chunked f32", peer_ms,
-                            f"err {err:.1e}; {1e6 * ours_ms / N:.3f} us/token"))
+                            f"err {err:.1e}; {1e6 * ours_ms / N:.1f} ns/token; one pass {one_pass_ms:.2f} ms"))
             del ref
         except torch.OutOfMemoryError:
             out.append(_row("linear_attn", shape, ours_ms, "torch chunked f32", None, "peer out of memory"))
@@ -174,8 +177,10 @@ def decode_rows(heed, torch, QK, copy_gbps):
                 heed.check(heed.lib.heed_quant_decode_attention(ctypes.byref(tq), ctypes.byref(cache.c), 1, 0.0, 0,
                                                                 ctypes.byref(to)))
 
-            os.environ["HEED_QDECODE_KERNEL"] = "smem"
-            smem_ms = _time(torch, ours, calls=50, reps=7)  # the shared-memory-tile kernel, for comparison
+            other = {}
+            for kern in ("smem", "warp"):  # the other two device kernels, for comparison
+                os.environ["HEED_QDECODE_KERNEL"] = kern
+                other[kern] = _time(torch, ours, calls=50, reps=7)
             os.environ.pop("HEED_QDECODE_KERNEL")
             ours_ms = _time(torch, ours, calls=50, reps=7)
             # Accuracy: against SDPA (float32) on the dequantized cache.
@@ -197,7 +202,7 @@ def decode_rows(heed, torch, QK, copy_gbps):
             peer_gbps = (2 * k.numel() * 2 + q.numel() * 2 + o.numel() * 2) / peer_ms / 1e6
             out.append(_row("int4_decode", f"B{B} H{H}/{Hkv} N{N} d{d} g{group}", ours_ms, "SDPA fp16 KV", peer_ms,
                             f"{gbps:.0f} GB/s = {100 * gbps / copy_gbps:.0f}% of copy; SDPA {peer_gbps:.0f} GB/s; "
-                            f"err vs dequantized {err:.1e}; smem-tile kernel {smem_ms:.4f} ms"))
+                            f"err vs dequantized {err:.1e}; warp {other['warp']:.4f} ms, smem-tile {other['smem']:.4f} ms"))
             del q, k, v, o, cache
             torch.cuda.empty_cache()
     return out

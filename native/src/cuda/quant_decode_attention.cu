@@ -520,6 +520,326 @@ __global__ void __launch_bounds__(NT, R == 4 ? 4 : 3) decode_warp_kernel(decode_
     }
 }
 
+// ---- pipelined warp kernel (the default for up to 8 rows per kv head) ------------------------
+//
+// The warp kernel above waits for every tile's loads before computing it, and with tiles dealt
+// round-robin to warps it re-folds the K scale into the query on every tile. Measured on the
+// H100 it reached only ~20% of copy bandwidth. Here each warp walks a contiguous run of tiles
+// (one fold per token group) and copies tile i+1's K rows and V codes into a second shared
+// buffer with cp.async while it computes tile i; the few small per-token values (salient slot,
+// V scale/zero, the next group's K scale/zero) are prefetched one tile ahead in registers.
+
+template <int BITS, int D, int R>
+struct pipe_shape {
+    static constexpr int RB = D * BITS / 8;             // bytes per token row
+    static constexpr int KRS = RB + 16;                 // padded K row stride in shared memory
+    static constexpr int KU = RB / 16;                  // 16-byte units per K row
+    static constexpr int KW = RB / 4;                   // 32-bit words per K row
+    static constexpr int VU = 32 * RB / 16 / 32;        // 16-byte V units per lane per tile
+    static constexpr int PER_WORD = 32 / BITS;
+    static constexpr int CPL = D / 32;                  // V channels per lane
+    static constexpr int KCL = D / 32;                  // K channels per lane in the fold
+    static constexpr int STAGE = 32 * KRS + 32 * RB;    // bytes of one stage (K rows, V codes)
+    static constexpr int WARP_BYTES = 2 * STAGE + 4 * R * D + 32 * MAXVG * 4 + 32 * R * 4;
+};
+
+template <int BITS, int D, int R>
+size_t pipe_smem_bytes() {
+    using S = pipe_shape<BITS, D, R>;
+    const size_t loop = sizeof(float) * R * D + 4 * (size_t)S::WARP_BYTES;
+    const size_t merge = sizeof(float) * R * D + 4 * sizeof(float) * R * (D + 2);
+    return loop > merge ? loop : merge;
+}
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
+    const unsigned dst = (unsigned)__cvta_generic_to_shared(smem);
+    const int src_size = valid ? 16 : 0;  // 0: the 16 bytes are zero-filled, nothing is read
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_size));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+template <int BITS, int D, int R>
+__global__ void __launch_bounds__(NT, R == 4 ? 4 : 2) decode_pipe_kernel(decode_params p) {
+    using S = pipe_shape<BITS, D, R>;
+    constexpr uint32_t MASK = (1u << BITS) - 1u;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float *qs = reinterpret_cast<float *>(smem_raw);  // [R][D]
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    unsigned char *wbase = smem_raw + sizeof(float) * R * D + (size_t)warp * S::WARP_BYTES;
+    unsigned char *stage0 = wbase;                                                   // 2 x [K rows | V codes]
+    float *qk = reinterpret_cast<float *>(wbase + 2 * S::STAGE);                     // [R][D]
+    __half2 *vsz_s = reinterpret_cast<__half2 *>(wbase + 2 * S::STAGE + 4 * R * D);  // [32][MAXVG]
+    float *p_s = reinterpret_cast<float *>(wbase + 2 * S::STAGE + 4 * R * D + 32 * MAXVG * 4);  // [32][R]
+
+    const int split = blockIdx.x;
+    const int64_t kvh = blockIdx.y, b = blockIdx.z, pair = b * p.Hkv + kvh;
+    const int64_t n_begin = (int64_t)split * p.chunk, n_end = min(p.N, n_begin + p.chunk);
+    const int VG = (D + p.group - 1) / p.group;
+
+    for (int i = tid; i < R * D; i += NT) {
+        const int r = i / D, c = i % D;
+        float x = 0.0f;
+        if (r < p.rows) {
+            const int64_t h = kvh * p.qgroup + r / p.nq, qi = r % p.nq;
+            x = dload(p.q, b * p.q.s[0] + h * p.q.s[1] + qi * p.q.s[2] + c * p.q.s[3]) * p.qscale;
+        }
+        qs[i] = x;
+    }
+    __syncthreads();
+
+    // This warp's contiguous run of tiles.
+    const int64_t tiles = (n_end - n_begin + 31) / 32, per_warp = (tiles + 3) / 4;
+    const int64_t tile0 = min(tiles, per_warp * warp), tile1 = min(tiles, per_warp * (warp + 1));
+
+    const uint8_t *kbase = p.kcodes + pair * p.N * S::RB;
+    const uint8_t *vbase = p.vcodes + pair * p.N * S::RB;
+    const int32_t *slot = p.slot + b * p.N;
+
+    auto issue_copies = [&](int64_t t0, int stage) {
+        unsigned char *st = stage0 + stage * S::STAGE;
+        const int64_t n = t0 + lane;
+#pragma unroll
+        for (int u = 0; u < S::KU; ++u)
+            cp_async16(st + lane * S::KRS + 16 * u, n < p.N ? kbase + n * S::RB + 16 * u : kbase, n < p.N);
+#pragma unroll
+        for (int u = 0; u < S::VU; ++u) {
+            const int unit = lane + 32 * u;
+            const bool ok = t0 + unit * 16 / S::RB < p.N;
+            cp_async16(st + 32 * S::KRS + 16 * unit, ok ? vbase + t0 * S::RB + 16 * unit : vbase, ok);
+        }
+        cp_async_commit();
+    };
+    // Small per-token values, one tile ahead in registers.
+    struct small_t {
+        int32_t slot;
+        __half2 vsz[MAXVG];   // (scale, zero) of token t0 + lane, per V group
+        __half2 ksz[S::KCL];  // (scale, zero) of channels lane + 32 j for the tile's token group
+    };
+    auto load_small = [&](int64_t t0) {
+        small_t v;
+        const int64_t n = t0 + lane;
+        v.slot = -1;
+#pragma unroll
+        for (int gi = 0; gi < MAXVG; ++gi) v.vsz[gi] = __floats2half2_rn(0.0f, 0.0f);
+        if (n < p.N) {
+            const int32_t raw = __ldg(slot + n);
+            v.slot = raw < p.S ? raw : -1;  // a corrupt slot map reads no foreign memory
+#pragma unroll
+            for (int gi = 0; gi < MAXVG; ++gi)
+                if (gi < VG) {
+                    const int64_t si = (pair * p.N + n) * VG + gi;
+                    v.vsz[gi] = __halves2half2(p.vscale[si], p.vzero[si]);
+                }
+        }
+        const int64_t grp = t0 / p.group;
+#pragma unroll
+        for (int j = 0; j < S::KCL; ++j) {
+            const int64_t si = (pair * p.KG + grp) * D + lane + 32 * j;
+            v.ksz[j] = __halves2half2(p.kscale[si], p.kzero[si]);
+        }
+        return v;
+    };
+
+    float m[R], l[R], o[R][S::CPL], bias[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        m[r] = -INFINITY, l[r] = 0.0f, bias[r] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < S::CPL; ++j) o[r][j] = 0.0f;
+    }
+    int vis[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) vis[r] = (int)(p.causal ? p.N - p.nq + r % p.nq + 1 : p.N);
+    const int my_c0 = lane * S::CPL;
+    const int my_g = my_c0 / p.group;
+    int64_t group_loaded = -1;
+
+    small_t next{};
+    if (tile0 < tile1) {
+        issue_copies(n_begin + 32 * tile0, 0);
+        next = load_small(n_begin + 32 * tile0);
+    }
+    for (int64_t ti = tile0; ti < tile1; ++ti) {
+        const int64_t t0 = n_begin + 32 * ti, n = t0 + lane;
+        const int stage = (int)((ti - tile0) & 1);
+        const small_t cur = next;
+        if (ti + 1 < tile1) {
+            issue_copies(t0 + 32, stage ^ 1);
+            next = load_small(t0 + 32);
+        } else {
+            cp_async_commit();  // an empty group keeps wait_group 1 meaning "this tile's copies"
+        }
+        const int64_t grp = t0 / p.group;
+        if (grp != group_loaded) {  // fold the group's K scale into the query, its zero into a bias
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                float part = 0.0f;
+#pragma unroll
+                for (int j = 0; j < S::KCL; ++j) {
+                    const int c = lane + 32 * j;
+                    const float q = qs[r * D + c];
+                    qk[r * D + c] = q * __low2float(cur.ksz[j]);
+                    part = fmaf(q, __high2float(cur.ksz[j]), part);
+                }
+#pragma unroll
+                for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+                bias[r] = part;
+            }
+            group_loaded = grp;
+        }
+#pragma unroll
+        for (int gi = 0; gi < MAXVG; ++gi)
+            if (gi < VG) vsz_s[lane * MAXVG + gi] = cur.vsz[gi];
+        cp_async_wait_one();
+        __syncwarp();  // this tile's copies, qk and vsz_s visible to the whole warp
+
+        const unsigned char *st = stage0 + stage * S::STAGE;
+        const unsigned salient = __ballot_sync(0xffffffffu, cur.slot >= 0);
+        // Scores, lane = token.
+        float acc[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r] = bias[r];
+        if (cur.slot < 0) {
+            uint32_t kw[S::KW];
+#pragma unroll
+            for (int u = 0; u < S::KU; ++u) {
+                const uint4 x = *reinterpret_cast<const uint4 *>(st + lane * S::KRS + 16 * u);
+                kw[4 * u] = x.x, kw[4 * u + 1] = x.y, kw[4 * u + 2] = x.z, kw[4 * u + 3] = x.w;
+            }
+#pragma unroll
+            for (int c4 = 0; c4 < D / 4; ++c4) {
+                float f[4];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    const int c = 4 * c4 + i;
+                    f[i] = code_to_float((kw[c / S::PER_WORD] >> ((c % S::PER_WORD) * BITS)) & MASK);
+                }
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    const float4 qv = reinterpret_cast<const float4 *>(qk + r * D)[c4];
+                    acc[r] = fmaf(qv.x, f[0], fmaf(qv.y, f[1], fmaf(qv.z, f[2], fmaf(qv.w, f[3], acc[r]))));
+                }
+            }
+        } else {  // a salient token: its fp16 row against the unscaled query
+            const __half *row = p.sk + (pair * p.S + cur.slot) * D;
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+            for (int c = 0; c < D; ++c) {
+                const float k = __half2float(row[c]);
+#pragma unroll
+                for (int r = 0; r < R; ++r) acc[r] = fmaf(qs[r * D + c], k, acc[r]);
+            }
+        }
+        // Online softmax per row; p to shared memory for the P V step.
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const float sc = (n < n_end && n < vis[r]) ? acc[r] : -INFINITY;
+            float mx = sc;
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float m_new = fmaxf(m[r], mx);
+            float alpha = 1.0f, pr = 0.0f;
+            if (m_new != -INFINITY) {
+                pr = exp2f(sc - m_new);
+                alpha = exp2f(m[r] - m_new);
+            }
+            float sum = pr;
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+            l[r] = fmaf(l[r], alpha, sum);
+            m[r] = m_new;
+            p_s[lane * R + r] = pr;
+#pragma unroll
+            for (int j = 0; j < S::CPL; ++j) o[r][j] *= alpha;
+        }
+        __syncwarp();
+        // P V, lane = channels my_c0 ..; tokens past the end have p = 0 and zero-filled codes.
+        const unsigned char *vst = st + 32 * S::KRS;
+        const int bit0 = my_c0 * BITS;
+#pragma unroll 8
+        for (int t = 0; t < 32; ++t) {
+            float vx[S::CPL];
+            if (!((salient >> t) & 1u)) {
+                const __half2 sz = vsz_s[t * MAXVG + my_g];
+                const float vs = __low2float(sz), vz = __high2float(sz);
+                uint32_t bits_;
+                if constexpr (S::CPL * BITS >= 8) {
+                    constexpr int NB = S::CPL * BITS / 8;
+                    const unsigned char *src = vst + t * S::RB + bit0 / 8;
+                    if constexpr (NB == 4) bits_ = *reinterpret_cast<const uint32_t *>(src);
+                    else if constexpr (NB == 2) bits_ = *reinterpret_cast<const uint16_t *>(src);
+                    else bits_ = *src;
+                } else {
+                    bits_ = (uint32_t)(vst[t * S::RB + bit0 / 8] >> (bit0 % 8));
+                }
+#pragma unroll
+                for (int j = 0; j < S::CPL; ++j) vx[j] = fmaf(code_to_float((bits_ >> (j * BITS)) & MASK), vs, vz);
+            } else {
+                const int32_t st_slot = __shfl_sync(0xffffffffu, cur.slot, t);
+                const __half *row = p.sv + (pair * p.S + st_slot) * D + my_c0;
+#pragma unroll
+                for (int j = 0; j < S::CPL; ++j) vx[j] = __half2float(row[j]);
+            }
+            float pt[R];
+            if constexpr (R % 4 == 0) {
+#pragma unroll
+                for (int r4 = 0; r4 < R / 4; ++r4) {
+                    const float4 x = reinterpret_cast<const float4 *>(p_s + t * R)[r4];
+                    pt[4 * r4] = x.x, pt[4 * r4 + 1] = x.y, pt[4 * r4 + 2] = x.z, pt[4 * r4 + 3] = x.w;
+                }
+            } else {
+#pragma unroll
+                for (int r = 0; r < R; ++r) pt[r] = p_s[t * R + r];
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+#pragma unroll
+                for (int j = 0; j < S::CPL; ++j) o[r][j] = fmaf(pt[r], vx[j], o[r][j]);
+        }
+        __syncwarp();  // done with this stage, qk, vsz_s and p_s before the next tile reuses them
+    }
+
+    // Merge the four warps: [warp][R][D] outputs and [warp][R] (max, sum).
+    __syncthreads();
+    float *mo = reinterpret_cast<float *>(smem_raw + sizeof(float) * R * D);  // [4][R][D]
+    float *mml = mo + 4 * R * D;                                             // [4][R][2]
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int j = 0; j < S::CPL; ++j) mo[(warp * R + r) * D + my_c0 + j] = o[r][j];
+        if (lane == 0) mml[(warp * R + r) * 2] = m[r], mml[(warp * R + r) * 2 + 1] = l[r];
+    }
+    __syncthreads();
+    for (int i = tid; i < R * D; i += NT) {
+        const int r = i / D, c = i % D;
+        if (r >= p.rows) continue;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < 4; ++w) M = fmaxf(M, mml[(w * R + r) * 2]);
+        float L = 0.0f, O = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+            const float lw = mml[(w * R + r) * 2 + 1];
+            if (lw == 0.0f) continue;
+            const float wt = exp2f(mml[(w * R + r) * 2] - M);
+            L = fmaf(wt, lw, L);
+            O = fmaf(wt, mo[(w * R + r) * D + c], O);
+        }
+        const int64_t h = kvh * p.qgroup + r / p.nq, qi = r % p.nq;
+        const int64_t row = (b * p.H + h) * p.nq + qi;
+        if (p.splits == 1) {
+            dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + c * p.out.s[3], O / L);
+        } else {
+            p.ws_o[(row * p.splits + split) * D + c] = O;
+            if (c == 0) {
+                p.ws_ml[(row * p.splits + split) * 2] = M;
+                p.ws_ml[(row * p.splits + split) * 2 + 1] = L;
+            }
+        }
+    }
+}
+
 // One block per query row: merges the splits' (max, sum, output).
 template <int D>
 __global__ void combine_kernel(decode_params p) {
@@ -584,12 +904,35 @@ heed_status launch_warp_bits(const decode_params &p, int bits, int64_t B, int64_
     return bits == 8 ? launch_warp<8, D, 8>(p, B, Hkv) : bits == 4 ? launch_warp<4, D, 8>(p, B, Hkv) : launch_warp<2, D, 8>(p, B, Hkv);
 }
 
-// Which kernel: the warp-per-tile one for up to 8 rows per kv head, unless HEED_QDECODE_KERNEL=smem
-// (kept for comparison and as the path for more rows).
-bool use_warp_kernel(int rows) {
-    if (rows > 8) return false;
+template <int BITS, int D, int R>
+heed_status launch_pipe(decode_params p, int64_t B, int64_t Hkv) {
+    const size_t smem = pipe_smem_bytes<BITS, D, R>();
+    HEED_CUDA_CHECK(cudaFuncSetAttribute(decode_pipe_kernel<BITS, D, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    decode_pipe_kernel<BITS, D, R><<<dim3((unsigned)p.splits, (unsigned)Hkv, (unsigned)B), NT, smem>>>(p);
+    HEED_CUDA_CHECK_LAUNCH("decode_pipe_kernel");
+    if (p.splits > 1) {
+        combine_kernel<D><<<(unsigned)(B * p.H * p.nq), D>>>(p);
+        HEED_CUDA_CHECK_LAUNCH("combine_kernel");
+    }
+    return HEED_OK;
+}
+
+template <int D>
+heed_status launch_pipe_bits(const decode_params &p, int bits, int64_t B, int64_t Hkv) {
+    if (p.rows <= 4)
+        return bits == 8 ? launch_pipe<8, D, 4>(p, B, Hkv) : bits == 4 ? launch_pipe<4, D, 4>(p, B, Hkv) : launch_pipe<2, D, 4>(p, B, Hkv);
+    return bits == 8 ? launch_pipe<8, D, 8>(p, B, Hkv) : bits == 4 ? launch_pipe<4, D, 8>(p, B, Hkv) : launch_pipe<2, D, 8>(p, B, Hkv);
+}
+
+// Which kernel: "pipe" (default) or "warp" for up to 8 rows per kv head, "smem" for any rows
+// (HEED_QDECODE_KERNEL; the others are kept to compare against and as fallbacks).
+enum class decode_kernel_kind { pipe, warp, smem };
+decode_kernel_kind pick_kernel(int rows) {
+    if (rows > 8) return decode_kernel_kind::smem;
     const char *env = std::getenv("HEED_QDECODE_KERNEL");
-    return env == nullptr || std::strcmp(env, "smem") != 0;
+    if (env && std::strcmp(env, "smem") == 0) return decode_kernel_kind::smem;
+    if (env && std::strcmp(env, "warp") == 0) return decode_kernel_kind::warp;
+    return decode_kernel_kind::pipe;
 }
 
 }  // namespace
@@ -612,9 +955,9 @@ heed_status quant_decode_cuda(const decode_args &a, int device) {
     p.H = a.H, p.Hkv = D.Hkv, p.N = D.N, p.S = D.S, p.KG = D.k_groups(), p.nq = a.nq;
     p.group = D.group, p.qgroup = (int)(a.H / D.Hkv), p.rows = (int)(p.qgroup * a.nq), p.causal = a.causal;
     p.qscale = a.scale * kLog2e;
-    const bool warp_kernel = use_warp_kernel(p.rows);
+    const decode_kernel_kind kind = pick_kernel(p.rows);
     const int RT = p.rows <= 8 ? 8 : 32;
-    const int64_t row_tiles = warp_kernel ? 1 : (p.rows + RT - 1) / RT;
+    const int64_t row_tiles = kind != decode_kernel_kind::smem ? 1 : (p.rows + RT - 1) / RT;
     if (D.Hkv * row_tiles > 65535) return fail(HEED_ERR_UNSUPPORTED, "q: too many query rows per kv head for the CUDA decode");
 
     // Splits: enough blocks to fill the device several times over, each at least one tile.
@@ -624,7 +967,14 @@ heed_status quant_decode_cuda(const decode_args &a, int device) {
         int sms = 0;
         HEED_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
         const int64_t base = D.B * D.Hkv * row_tiles;
-        splits = (4 * (int64_t)sms + base - 1) / base;
+        if (kind == decode_kernel_kind::pipe) {
+            // One full wave: as many blocks as fit at once (4 per SM for <= 4 rows, else 2), not
+            // more, so no second, mostly empty wave.
+            const int64_t resident = (int64_t)sms * (p.rows <= 4 ? 4 : 2);
+            splits = std::max<int64_t>(1, resident / base);
+        } else {
+            splits = (4 * (int64_t)sms + base - 1) / base;
+        }
     }
     splits = std::max<int64_t>(1, std::min(splits, tiles));
     p.chunk = ((tiles + splits - 1) / splits) * TT;  // a multiple of the tile, so tiles align with groups
@@ -638,8 +988,13 @@ heed_status quant_decode_cuda(const decode_args &a, int device) {
         p.ws_o = static_cast<float *>(ws);
         p.ws_ml = p.ws_o + rows_total * p.splits * D.d;
     }
-    heed_status s = warp_kernel ? (D.d == 64 ? launch_warp_bits<64>(p, D.bits, D.B, D.Hkv) : launch_warp_bits<128>(p, D.bits, D.B, D.Hkv))
-                                : (D.d == 64 ? launch_bits<64>(p, D.bits, D.B, D.Hkv) : launch_bits<128>(p, D.bits, D.B, D.Hkv));
+    heed_status s;
+    if (kind == decode_kernel_kind::pipe)
+        s = D.d == 64 ? launch_pipe_bits<64>(p, D.bits, D.B, D.Hkv) : launch_pipe_bits<128>(p, D.bits, D.B, D.Hkv);
+    else if (kind == decode_kernel_kind::warp)
+        s = D.d == 64 ? launch_warp_bits<64>(p, D.bits, D.B, D.Hkv) : launch_warp_bits<128>(p, D.bits, D.B, D.Hkv);
+    else
+        s = D.d == 64 ? launch_bits<64>(p, D.bits, D.B, D.Hkv) : launch_bits<128>(p, D.bits, D.B, D.Hkv);
     if (ws) {
         cudaError_t err = cudaFreeAsync(ws, 0);
         if (s == HEED_OK && err != cudaSuccess) return cuda_status(err, "cudaFreeAsync");

@@ -106,16 +106,40 @@ void linear_case(int64_t B, int64_t H, int64_t N, int64_t d, int64_t dv, int map
 
 TEST(CudaLinearAttention, MatchesFloat64Reference) {
     REQUIRE_GPU();
+    // Both schedules: the sequence cut into parts run at once (default for few heads), and one
+    // pass per head (HEED_LINEAR_PARTS=1).
+    for (const char *parts : {"", "1"}) {
+    SCOPED_TRACE(std::string("HEED_LINEAR_PARTS=") + parts);
+    if (*parts) setenv("HEED_LINEAR_PARTS", parts, 1);
+    else unsetenv("HEED_LINEAR_PARTS");
     linear_case(1, 2, 1, 64, 64, HEED_LINEAR_FEATURE_IDENTITY, false, false, false, HEED_F32, 1e-5);
     linear_case(1, 2, 150, 64, 64, HEED_LINEAR_FEATURE_IDENTITY, true, false, true, HEED_F32, 1e-5);
     linear_case(2, 1, 200, 128, 128, HEED_LINEAR_FEATURE_ELU1, true, true, true, HEED_F32, 1e-5);
     linear_case(1, 3, 70, 128, 40, HEED_LINEAR_FEATURE_ELU1, false, true, false, HEED_F32, 1e-5);
     linear_case(1, 1, 9, 5, 3, HEED_LINEAR_FEATURE_ELU1, true, true, true, HEED_F32, 1e-5);
     linear_case(1, 2, 130, 64, 64, HEED_LINEAR_FEATURE_ELU1, true, true, false, HEED_F16, 2e-3);
+    linear_case(1, 1, 1000, 64, 64, HEED_LINEAR_FEATURE_ELU1, true, true, true, HEED_F32, 1e-5);  // many parts
+    }
+    unsetenv("HEED_LINEAR_PARTS");
+}
+
+namespace {
+void streaming_case();
 }
 
 TEST(CudaLinearAttention, StreamingWithStateInPlaceEqualsOneCall) {
     REQUIRE_GPU();
+    for (const char *parts : {"", "1"}) {
+        SCOPED_TRACE(std::string("HEED_LINEAR_PARTS=") + parts);
+        if (*parts) setenv("HEED_LINEAR_PARTS", parts, 1);
+        else unsetenv("HEED_LINEAR_PARTS");
+        streaming_case();
+    }
+    unsetenv("HEED_LINEAR_PARTS");
+}
+
+namespace {
+void streaming_case() {
     std::mt19937_64 rng(fresh_seed());
     const int64_t B = 1, H = 2, N = 230, d = 64, split = 100;
     Buf q(HEED_F32, {B, H, N, d}), k(HEED_F32, {B, H, N, d}), v(HEED_F32, {B, H, N, d}), lam(HEED_F32, {H});
@@ -153,6 +177,7 @@ TEST(CudaLinearAttention, StreamingWithStateInPlaceEqualsOneCall) {
     EXPECT_LT(rel_error(values(state), ref.state), 1e-5);
     EXPECT_LT(rel_error(values(z), ref.z), 1e-5);
 }
+}  // namespace
 
 TEST(CudaKvQuant, WritesTheSameBytesAsTheCpu) {
     REQUIRE_GPU();
@@ -252,8 +277,9 @@ void decode_case(int64_t B, int64_t H, int64_t Hkv, int64_t N, int64_t d, int64_
 
 }  // namespace
 
-// Both device kernels: the warp-per-tile one (default, up to 8 rows per kv head) and the
-// shared-memory-tile one (HEED_QDECODE_KERNEL=smem, and every case with more rows).
+// Every device kernel: the pipelined warp one (default, up to 8 rows per kv head), the plain
+// warp one (HEED_QDECODE_KERNEL=warp) and the shared-memory-tile one (=smem, and every case
+// with more rows).
 struct KernelChoice {
     explicit KernelChoice(const char *name) { setenv("HEED_QDECODE_KERNEL", name, 1); }
     ~KernelChoice() { unsetenv("HEED_QDECODE_KERNEL"); }
@@ -261,7 +287,7 @@ struct KernelChoice {
 
 TEST(CudaQuantDecode, MatchesFloat64OnDequantizedKv) {
     REQUIRE_GPU();
-    for (const char *kernel : {"warp", "smem"})
+    for (const char *kernel : {"pipe", "warp", "smem"})
     for (int bits : {8, 4, 2})
         for (int64_t d : {64, 128}) {
             KernelChoice choice(kernel);
@@ -275,7 +301,7 @@ TEST(CudaQuantDecode, MatchesFloat64OnDequantizedKv) {
 
 TEST(CudaQuantDecode, OddSizesLongContextAndHalfOutput) {
     REQUIRE_GPU();
-    for (const char *kernel : {"warp", "smem"}) {
+    for (const char *kernel : {"pipe", "warp", "smem"}) {
         KernelChoice choice(kernel);
         SCOPED_TRACE(kernel);
         decode_case(1, 1, 1, 1, 64, 1, 4, 32, true, 0, 0.0);
