@@ -74,15 +74,28 @@ run_tests() {
 }
 
 demo() {
-  local model="$root/models/heed-tiny.gguf"
+  local model="${HEED_DEMO_MODEL:-$root/models/heed-tiny.gguf}"
   local cli=(dotnet "$root/src/Heed.Cli/bin/Release/net10.0/Heed.Cli.dll")
   if [[ ! -f "$model" ]]; then
     model="$root/artifacts/demo/tiny-random.gguf"
-    say "no shipped model yet: generating a tiny random-weight model at ${model#$root/}"
+    say "no shipped model yet: generating a tiny random-weight model at ${model#$root/} (its answers are noise)"
     dotnet "$root/tests/Heed.TestModels/bin/Release/net10.0/Heed.TestModels.dll" "$model"
   fi
+  # A document far longer than the model's context, with one pass key in the middle.
+  local haystack="$root/artifacts/demo/haystack.txt"
+  mkdir -p "$(dirname "$haystack")"
+  {
+    for i in $(seq 1 900); do
+      echo "The package manager keeps track of installed files. The manual page lists the options of each command."
+      [[ $i -eq 450 ]] && echo "The pass key is 71432. Remember it. 71432 is the pass key."
+    done
+  } >"$haystack"
+  say "model"
   "${cli[@]}" info --model "$model"
-  "${cli[@]}" generate --model "$model" --prompt "The pass key is 71432. Remember it. The pass key is" --max-tokens 16
+  say "InfiniRetri: find the pass key in a $(wc -c <"$haystack")-byte document"
+  "${cli[@]}" ask --model "$model" --file "$haystack" --question "What is the pass key?" --show-evidence
+  say "in-context re-ranking of examples/data/docs.jsonl"
+  "${cli[@]}" rerank --model "$model" --query "What is the pass key of the staging server?" --docs "$root/examples/data/docs.jsonl" --top 3
 }
 
 mkdir -p "$root/artifacts"

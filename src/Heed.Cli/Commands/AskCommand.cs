@@ -20,9 +20,10 @@ internal static class AskCommand
         var json = new Option<bool>("--json") { Description = "Print JSON (answer, evidence, chunks, tokens, peak memory)" };
         var contextSize = new Option<int>("--context") { Description = "Tokens per chunk pass (0: the model's)", DefaultValueFactory = _ => 0 };
         var retrieveOnly = new Option<bool>("--retrieve-only") { Description = "Find the evidence, generate no answer" };
+        var layer = new Option<int>("--layer") { Description = "Layer whose attention scores tokens (-1: the last)", DefaultValueFactory = _ => -1 };
         var command = new Command("ask", "Answer a question from a document longer than the context (InfiniRetri)")
         {
-            model, file, question, evidence, json, contextSize, retrieveOnly, gpuLayers, verbose,
+            model, file, question, evidence, json, contextSize, retrieveOnly, layer, gpuLayers, verbose,
         };
         command.SetAction((parse, cancellationToken) => CliErrors.RunAsync(async () =>
         {
@@ -32,7 +33,7 @@ internal static class AskCommand
                 throw new FileNotFoundException($"Document '{document.FullName}' does not exist.", document.FullName);
             }
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), parse.GetValue(verbose), cancellationToken);
-            using var retriever = new InfiniteRetriever(m, new InfiniteRetrieverOptions { ContextSize = parse.GetValue(contextSize) });
+            using var retriever = new InfiniteRetriever(m, new InfiniteRetrieverOptions { ContextSize = parse.GetValue(contextSize), Layer = parse.GetValue(layer) });
             string q = parse.GetValue(question)!;
             var started = System.Diagnostics.Stopwatch.StartNew();
             RetrievalResult retrieval = parse.GetValue(json) || Console.IsErrorRedirected

@@ -12,8 +12,10 @@ namespace Heed.Retrieval;
 /// per chunk stay flat as the document grows; the answer comes from the final cache.
 /// </summary>
 /// <remarks>
-/// Choices where the paper leaves them open: the question rows are the whole "Question: …"
-/// tail; attention is summed over heads and question rows; the convolution is a box filter of
+/// Choices where the paper leaves them open: the question rows are the whole "Question: …
+/// Answer:" tail; attention is summed over heads and averaged over question rows, minus the same
+/// for a content-free question (<see cref="InfiniteRetrieverOptions.Calibrate"/>); the layer is
+/// found by a one-pass probe unless given (<see cref="InfiniteRetrieverOptions.Layer"/>); the convolution is a box filter of
 /// <see cref="InfiniteRetrieverOptions.PhraseWidth"/> tokens; a sentence's score is the best
 /// phrase score among its tokens; sentences holding a top-K token are kept best first until
 /// the cache budget is full, then put back in document order. Cached sentences are re-scored in
@@ -27,6 +29,7 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
     private readonly int _layer;
     private readonly int _cacheBudget;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly int[] _calibrationTokens;
 
     /// <summary>Creates a retriever with its own context over <paramref name="model"/>.</summary>
     public InfiniteRetriever(LlamaModel model, InfiniteRetrieverOptions? options = null)
@@ -35,13 +38,20 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         _options = options ?? new InfiniteRetrieverOptions();
         _options.Validate(model);
         _model = model;
-        _layer = _options.Layer >= 0 ? _options.Layer : model.LayerCount - 1;
+        _layer = _options.Layer >= 0 ? _options.Layer : RetrievalLayerProbe.FindLayer(model, QuestionFormat, _options.ContextOptions);
         int contextSize = _options.ContextSize > 0 ? _options.ContextSize : model.TrainedContextLength;
         int batch = Math.Min(512, contextSize);
         _capture = new AttentionCapture(model, [_layer],
             _options.ContextOptions with { ContextSize = contextSize, BatchSize = batch, MicroBatchSize = Math.Min(batch, _options.ContextOptions.MicroBatchSize) });
+        _calibrationTokens = model.Tokenizer.Tokenize(string.Format(QuestionFormat, "N/A"), addSpecial: false);
         _cacheBudget = _options.CacheTokens > 0 ? Math.Min(_options.CacheTokens, ContextSize / 2) : ContextSize / 4;
     }
+
+    // The tail after the context; it ends where an answer would begin, so its rows look for one.
+    private const string QuestionFormat = "\nQuestion: {0}\nAnswer:";
+
+    /// <summary>The layer whose attention scores tokens (chosen by the probe unless set).</summary>
+    public int Layer => _layer;
 
     /// <summary>Tokens per forward pass.</summary>
     public int ContextSize => _capture.Context.ContextSize;
@@ -108,8 +118,9 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         {
             throw new ArgumentException("The question is empty; say what to look for.", nameof(question));
         }
-        int[] questionTokens = _model.Tokenizer.Tokenize($"\nQuestion: {question.Trim()}", addSpecial: false);
-        int chunkBudget = ContextSize - 1 - _cacheBudget - questionTokens.Length;
+        // The tail ends where an answer would begin, so the question rows look for the answer.
+        int[] questionTokens = _model.Tokenizer.Tokenize(string.Format(QuestionFormat, question.Trim()), addSpecial: false);
+        int chunkBudget = ContextSize - 1 - _cacheBudget - Math.Max(questionTokens.Length, _calibrationTokens.Length);
         if (chunkBudget < 32)
         {
             throw new ArgumentException(
@@ -130,8 +141,13 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         }
     }
 
-    private sealed record Piece(string Text, long Offset, int Length, int[] Tokens)
+    // A sentence in play: a class, so identical sentences at different places stay distinct.
+    private sealed class Piece(string text, long offset, int length, int[] tokens)
     {
+        public string Text { get; } = text;
+        public long Offset { get; } = offset;
+        public int Length { get; } = length;
+        public int[] Tokens { get; } = tokens;
         public double Score { get; set; }
     }
 
@@ -193,17 +209,17 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         _capture.Clear();
         _capture.Evaluate(context.ToArray(), keepQueries: false, keepKeys: true, cancellationToken);
         int questionStart = _capture.NextPosition;
-        _capture.Evaluate(questionTokens, keepQueries: true, keepKeys: true, cancellationToken);
-        PeakCaptureBytes = Math.Max(PeakCaptureBytes, _capture.BytesHeld);
-
-        float[] mass = _capture.Aggregate(_layer, questionStart, -1, _options.Device);
-        int[] positions = _capture.KeyPositions(_layer);
-        double[] tokenScore = new double[questionStart];
-        for (int j = 0; j < positions.Length; j++)
+        double[] tokenScore = QuestionAttention(questionTokens, questionStart, cancellationToken);
+        if (_options.Calibrate)
         {
-            if (positions[j] < questionStart)
+            // The same tail with a content-free question on the same cache: what the model attends
+            // to whatever is asked (the recent tokens, delimiters). Subtracting it leaves what
+            // this question is about.
+            _capture.RemoveTokens(questionStart);
+            double[] bias = QuestionAttention(_calibrationTokens, questionStart, cancellationToken);
+            for (int t = 0; t < tokenScore.Length; t++)
             {
-                tokenScore[positions[j]] = mass[j];
+                tokenScore[t] -= bias[t];
             }
         }
         tokenScore[0] = 0; // BOS soaks up attention ("attention sink") and is no evidence
@@ -212,25 +228,35 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         // Sentences holding one of the top-K phrase positions are candidates.
         var top = new HashSet<int>(Enumerable.Range(1, questionStart - 1)
             .OrderByDescending(t => phrase[t]).Take(_options.TopKTokens));
-        var candidates = new List<Piece>();
+        var holds = new bool[pieces.Count];
         for (int i = 0; i < pieces.Count; i++)
         {
             double best = double.MinValue;
-            bool holdsTop = false;
             for (int t = starts[i]; t < starts[i] + pieces[i].Tokens.Length; t++)
             {
                 best = Math.Max(best, phrase[t]);
-                holdsTop |= top.Contains(t);
+                holds[i] |= top.Contains(t);
             }
             pieces[i].Score = best;
-            if (holdsTop)
+        }
+        // A kept sentence brings its neighbours (ranked just after it): a fact often spans two
+        // sentences ("The key is 7. Remember it.") and the answer needs both.
+        var candidates = new Dictionary<Piece, double>();
+        for (int i = 0; i < pieces.Count; i++)
+        {
+            if (!holds[i])
             {
-                candidates.Add(pieces[i]);
+                continue;
+            }
+            for (int n = Math.Max(0, i - _options.NeighborSentences); n <= Math.Min(pieces.Count - 1, i + _options.NeighborSentences); n++)
+            {
+                double rank = n == i ? pieces[i].Score : pieces[i].Score - 1e-9 * (1 + Math.Abs(n - i));
+                candidates[pieces[n]] = Math.Max(candidates.GetValueOrDefault(pieces[n], double.MinValue), rank);
             }
         }
         var kept = new List<Piece>();
         int used = 0;
-        foreach (Piece p in candidates.OrderByDescending(p => p.Score))
+        foreach (Piece p in candidates.OrderByDescending(kv => kv.Value).Select(kv => kv.Key))
         {
             if (used + p.Tokens.Length <= _cacheBudget)
             {
@@ -239,6 +265,24 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
             }
         }
         return kept.OrderBy(p => p.Offset).ToList();
+    }
+
+    // Attention per context position from the tail's rows at the scoring layer, averaged over rows.
+    private double[] QuestionAttention(int[] tail, int questionStart, CancellationToken cancellationToken)
+    {
+        _capture.Evaluate(tail, keepQueries: true, keepKeys: true, cancellationToken);
+        PeakCaptureBytes = Math.Max(PeakCaptureBytes, _capture.BytesHeld);
+        float[] mass = _capture.Aggregate(_layer, questionStart, -1, _options.Device);
+        int[] positions = _capture.KeyPositions(_layer);
+        double[] score = new double[questionStart];
+        for (int j = 0; j < positions.Length; j++)
+        {
+            if (positions[j] < questionStart)
+            {
+                score[positions[j]] = mass[j] / tail.Length;
+            }
+        }
+        return score;
     }
 
     internal static double[] PhraseScores(double[] tokenScore, int width)
@@ -261,7 +305,7 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(question);
         ArgumentNullException.ThrowIfNull(retrieval);
         string context = string.Join(" ", retrieval.Evidence.Select(e => e.Text));
-        string prompt = $"{context}\nQuestion: {question.Trim()}\nAnswer:";
+        string prompt = context + string.Format(QuestionFormat, question.Trim());
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -9,7 +9,10 @@ public sealed record InfiniteRetrieverOptions
     /// <summary>Tokens per forward pass (cache + chunk + question). 0: the model's trained context.</summary>
     public int ContextSize { get; init; }
 
-    /// <summary>The layer whose attention scores tokens; -1 for the last (the paper's choice).</summary>
+    /// <summary>
+    /// The layer whose attention scores tokens; -1 probes the model once for the layer whose
+    /// question attention best finds a planted fact (the paper uses the last layer of its models).
+    /// </summary>
     public int Layer { get; init; } = -1;
 
     /// <summary>Most tokens of cached evidence carried to the next chunk; 0: a quarter of the context.</summary>
@@ -20,6 +23,15 @@ public sealed record InfiniteRetrieverOptions
 
     /// <summary>Width of the 1-D convolution that turns token scores into phrase scores (odd).</summary>
     public int PhraseWidth { get; init; } = 3;
+
+    /// <summary>
+    /// Subtract the attention of a content-free question ("N/A", as in-context re-ranking does)
+    /// decoded on the same cache. Removes the pull of recent tokens that small models show.
+    /// </summary>
+    public bool Calibrate { get; init; } = true;
+
+    /// <summary>Sentences on each side of a selected sentence that are kept with it.</summary>
+    public int NeighborSentences { get; init; } = 1;
 
     /// <summary>Longest sentence in characters; longer runs are split.</summary>
     public int MaxSentenceChars { get; init; } = 400;
@@ -43,7 +55,7 @@ public sealed record InfiniteRetrieverOptions
         {
             throw new ArgumentOutOfRangeException(nameof(Layer), Layer, $"Layer must be -1 (last) or in [0, {model.LayerCount}).");
         }
-        if (CacheTokens < 0 || TopKTokens <= 0 || AnswerMaxTokens <= 0 || MaxSentenceChars <= 16)
+        if (CacheTokens < 0 || TopKTokens <= 0 || AnswerMaxTokens <= 0 || MaxSentenceChars <= 16 || NeighborSentences < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(CacheTokens), "CacheTokens >= 0, TopKTokens > 0, AnswerMaxTokens > 0, MaxSentenceChars > 16.");
         }
