@@ -221,8 +221,9 @@ public sealed class LinearKvKernelsTests
         Assert.Throws<ArgumentException>(() => AttentionKernels.QuantizeKv(small, small, 1, 1, 40, 6, 6, 2, 32));
 
         AttentionKernels.QuantizedKvCache cache = AttentionKernels.QuantizeKv(kv, kv, 1, 1, 40, 64, 64, 8, 32);
+        AttentionKernels.QuantizedKvCache twoHeads = AttentionKernels.QuantizeKv(kv, kv, 1, 2, 20, 64, 64, 8, 32);
         var dq = new float[1 * 3 * 1 * 64];
-        Assert.Throws<ArgumentException>(() => AttentionKernels.QuantizedDecodeAttention(dq, cache, 3, 1, dq, splits: 0) );
+        Assert.Throws<ArgumentException>(() => AttentionKernels.QuantizedDecodeAttention(dq, twoHeads, 3, 1, dq));
         var q9 = new float[9 * 64];
         Assert.Throws<ArgumentOutOfRangeException>(() => AttentionKernels.QuantizedDecodeAttention(q9, cache, 1, 9, q9));
         var q1 = new float[64];
