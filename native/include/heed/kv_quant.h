@@ -98,8 +98,9 @@ HEED_API heed_status heed_kv_dequantize(const heed_quant_kv *cache, heed_tensor 
  * scale <= 0 selects 1/sqrt(d). num_splits: how many parts the sequence is cut into
  * (flash-decoding: per-part softmax statistics, then a combine step); 0 chooses. The result
  * does not depend on it beyond float rounding. out: [B, H, nq, dv] f32 or f16, every element
- * written. CUDA: d = dv in {64, 128}, asynchronous on the legacy default stream; the split
- * partials live in stream-ordered memory (cudaMallocAsync) freed by the same call. */
+ * written. CUDA: d = dv in {64, 128} and 16-byte aligned k_codes/v_codes (HEED_ERR_UNSUPPORTED
+ * otherwise), asynchronous on the legacy default stream; the split partials live in
+ * stream-ordered memory (cudaMallocAsync) freed by the same call. */
 HEED_API heed_status heed_quant_decode_attention(const heed_tensor *q, const heed_quant_kv *cache,
                                                  int32_t causal, float scale, int32_t num_splits,
                                                  heed_tensor *out);
