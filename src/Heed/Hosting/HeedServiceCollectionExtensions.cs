@@ -33,7 +33,7 @@ public static class HeedServiceCollectionExtensions
         services.TryAddSingleton<ILoggerFactory>(NullLoggerFactory.Instance);
         services.TryAdd(ServiceDescriptor.Singleton(typeof(ILogger<>), typeof(Logger<>)));
 
-        services.TryAddSingleton<HeedModelProvider>();
+        services.TryAddSingleton(sp => new HeedModelProvider(sp.GetRequiredService<IOptions<HeedOptions>>(), sp.GetService<ILogger<HeedModelProvider>>()));
         services.TryAddSingleton(sp => sp.GetRequiredService<HeedModelProvider>().GetModelAsync().GetAwaiter().GetResult());
         services.TryAddSingleton(sp => new HeedResilience(Options(sp).ToResilienceOptions(), Loggers(sp).CreateLogger("Heed.Store")));
         services.TryAddKeyedSingleton(HeedServiceKeys.Chat, (sp, _) =>
@@ -51,6 +51,14 @@ public static class HeedServiceCollectionExtensions
             Loggers(sp).CreateLogger<LlamaChatClient>()));
         services.TryAddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(sp =>
             new LlamaEmbeddingGenerator(sp.GetRequiredKeyedService<LlamaInference>(HeedServiceKeys.Embedding)));
+
+        // The reranker has its own attention-capture context and serialises its calls.
+        services.TryAddSingleton(sp => new InContextReranker(sp.GetRequiredService<LlamaModel>(), new InContextRerankerOptions
+        {
+            ContextSize = Options(sp).ContextSize,
+            ContextOptions = new LlamaContextOptions { Threads = Options(sp).Threads },
+        }));
+        services.TryAddSingleton<IDocumentReranker>(sp => new TelemetryDocumentReranker(sp.GetRequiredService<InContextReranker>()));
 
         services.TryAddSingleton(sp => new HeedTools(
             sp.GetService<IDocumentReranker>(),

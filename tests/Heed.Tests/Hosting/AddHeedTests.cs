@@ -1,0 +1,115 @@
+using Heed.AI;
+using Heed.Hosting;
+using Heed.Llama;
+using Heed.Ranking;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Heed.Tests.Hosting;
+
+[Collection(TinyModelCollection.Name)]
+public sealed class AddHeedTests(TinyModelFixture fixture)
+{
+    private ServiceProvider Build(Action<HeedOptions>? more = null) => new ServiceCollection()
+        .AddHeed(o =>
+        {
+            o.ModelPath = fixture.ModelPath;
+            o.GpuLayers = 0;
+            o.ContextSize = 256;
+            o.PoolSize = 2;
+            o.Threads = 2;
+            o.FallbackChatTemplate = "chatml";
+            o.DefaultMaxOutputTokens = 4;
+            more?.Invoke(o);
+        })
+        .BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
+
+    private static string StartupError(ServiceProvider services) =>
+        Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IStartupValidator>().Validate()).Message;
+
+    [Fact]
+    public async Task RegistersAWorkingChatClientEmbeddingsAndTools()
+    {
+        await using ServiceProvider services = Build();
+        services.GetRequiredService<IStartupValidator>().Validate();
+        foreach (IHostedService hosted in services.GetServices<IHostedService>())
+        {
+            await hosted.StartAsync(default);
+        }
+        IChatClient chat = services.GetRequiredService<IChatClient>();
+        ChatResponse response = await chat.GetResponseAsync("what is the pass key ?");
+        Assert.InRange(response.Usage!.OutputTokenCount!.Value, 1, 4);
+
+        var embeddings = services.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>();
+        Embedding<float> vector = (await embeddings.GenerateAsync(["the pass key"]))[0];
+        Assert.Equal(Heed.TestModels.TinyLlama.EmbeddingSize, vector.Vector.Length);
+
+        HeedTools tools = services.GetRequiredService<HeedTools>();
+        Assert.Equal(["rerank_documents", "search_knowledge_base", "ask_long_document", "ingest_documents"], tools.Functions.Select(f => f.Name));
+        Assert.Same(services.GetRequiredService<LlamaModel>(), services.GetHeedModel());
+        Assert.Same(services.GetRequiredService<IChatClient>(), chat);
+    }
+
+    [Fact]
+    public async Task RegistersTheInContextReranker()
+    {
+        await using ServiceProvider services = Build();
+        IDocumentReranker reranker = services.GetRequiredService<IDocumentReranker>();
+        Assert.IsType<InContextReranker>(Assert.IsType<TelemetryDocumentReranker>(reranker).Inner);
+    }
+
+    [Fact]
+    public async Task AnAppsOwnServicesWin()
+    {
+        var mine = new FakeReranker();
+        await using ServiceProvider services = new ServiceCollection()
+            .AddSingleton<IDocumentReranker>(mine)
+            .AddHeed(o => o.ModelPath = fixture.ModelPath)
+            .BuildServiceProvider();
+        Assert.Same(mine, services.GetRequiredService<IDocumentReranker>());
+    }
+
+    [Fact]
+    public async Task MissingModelFailsTheStartNamingTheSetting()
+    {
+        await using ServiceProvider services = Build(o => o.ModelPath = Path.Combine(fixture.Directory, "missing.gguf"));
+        string message = StartupError(services);
+        Assert.Contains("Heed:ModelPath", message);
+        Assert.Contains("missing.gguf", message);
+    }
+
+    [Fact]
+    public async Task EveryBadSettingIsNamed()
+    {
+        await using ServiceProvider services = Build(o =>
+        {
+            o.PoolSize = 0;
+            o.ContextSize = 3;
+            o.GpuLayers = -2;
+            o.RequestTimeout = TimeSpan.Zero;
+            o.MaxQueuedRequests = -1;
+            o.AllowedRoots = [Path.Combine(fixture.Directory, "no-such-folder")];
+        });
+        string message = StartupError(services);
+        foreach (string setting in new[] { "PoolSize", "ContextSize", "GpuLayers", "RequestTimeout", "MaxQueuedRequests", "AllowedRoots" })
+        {
+            Assert.Contains("Heed:" + setting, message);
+        }
+        Assert.DoesNotContain("Heed:ModelPath", message);
+    }
+
+    [Fact]
+    public async Task EmptyModelPathIsNamed()
+    {
+        await using ServiceProvider services = new ServiceCollection().AddHeed(_ => { }).BuildServiceProvider();
+        Assert.Contains("Heed:ModelPath is not set", StartupError(services));
+    }
+
+    private sealed class FakeReranker : IDocumentReranker
+    {
+        public Task<IReadOnlyList<RankedDocument>> RerankAsync(string query, IReadOnlyList<string> documents, int? topK = null,
+            CancellationToken cancellationToken = default) => Task.FromResult<IReadOnlyList<RankedDocument>>([]);
+    }
+}
