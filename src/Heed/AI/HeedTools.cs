@@ -49,7 +49,7 @@ public sealed class HeedTools
         AskLongDocument = Create(nameof(AskLongDocumentAsync), "ask_long_document",
             "Answers a question about a document that may be far longer than the model's context, by reading it chunk by chunk and keeping the sentences the model attends to. Give the document as text or as a file path under an allowed folder.");
         IngestDocuments = Create(nameof(IngestDocumentsAsync), "ingest_documents",
-            "Adds files or folders to the knowledge base so search_knowledge_base can find them. Only paths under the allowed folders are read.");
+            "Adds folders (every .txt, .md and .html file inside, recursively) to the knowledge base so search_knowledge_base can find them. Only paths under the allowed folders are read.");
         Functions = [RerankDocuments, SearchKnowledgeBase, AskLongDocument, IngestDocuments];
     }
 
@@ -143,7 +143,7 @@ public sealed class HeedTools
 
     /// <summary>The body of ingest_documents.</summary>
     public async Task<IngestSummary> IngestDocumentsAsync(
-        [Description("Files or folders to add; each must lie under an allowed folder.")] string[] paths,
+        [Description("Folders to index; each must lie under an allowed folder.")] string[] paths,
         CancellationToken cancellationToken = default)
     {
         using Activity? activity = StartTool("ingest_documents");

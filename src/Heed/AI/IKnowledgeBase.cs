@@ -12,7 +12,7 @@ public interface IKnowledgeBase
     /// <param name="cancellationToken">Stops the search.</param>
     Task<IReadOnlyList<KnowledgeBaseHit>> SearchAsync(string query, int topK = 5, CancellationToken cancellationToken = default);
 
-    /// <summary>Reads files (or every supported file under folders) into the knowledge base.</summary>
+    /// <summary>Reads folders (every supported file inside) or files, as the knowledge base supports, into it.</summary>
     /// <param name="paths">Full paths the caller has already checked.</param>
     /// <param name="cancellationToken">Stops between files.</param>
     Task<IngestSummary> IngestAsync(IReadOnlyList<string> paths, CancellationToken cancellationToken = default);
@@ -27,4 +27,5 @@ public sealed record KnowledgeBaseHit(string Text, string Source, double Score);
 /// <summary>What an ingest added.</summary>
 /// <param name="Documents">Files read.</param>
 /// <param name="Chunks">Passages indexed.</param>
-public sealed record IngestSummary(int Documents, int Chunks);
+/// <param name="Summary">One line per ingest for people; null when the knowledge base gives none.</param>
+public sealed record IngestSummary(int Documents, int Chunks, string? Summary = null);

@@ -99,7 +99,8 @@ public sealed class HeedResilience : IDisposable
 
     // Missing files are not transient: retrying them only delays the error the caller must see.
     private static bool IsTransientIo(IOException exception) =>
-        exception is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException or EndOfStreamException);
+        exception is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException or EndOfStreamException
+            or Heed.Rag.HeedIndexCorruptException);
 
     /// <summary>
     /// Runs one request: under the timeout and the concurrency limiter, on <paramref name="primary"/>,

@@ -1,5 +1,6 @@
 using Heed.AI;
 using Heed.Llama;
+using Heed.Rag;
 using Heed.Ranking;
 using Heed.Retrieval;
 using Microsoft.Extensions.AI;
@@ -18,9 +19,10 @@ public static class HeedServiceCollectionExtensions
     /// Adds Heed: <see cref="HeedOptions"/> (validated when the host starts), the model (loaded
     /// once), pooled contexts with timeout, concurrency limit and GPU-to-CPU fallback,
     /// <see cref="IChatClient"/>, <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/>,
-    /// <see cref="HeedResilience"/> and <see cref="HeedTools"/>. Register an
-    /// <see cref="IDocumentReranker"/>, <see cref="ILongContextRetriever"/> or
-    /// <see cref="IKnowledgeBase"/> of your own before or after; the tools use them.
+    /// <see cref="InContextReranker"/> (as <see cref="IDocumentReranker"/>), <see cref="InfiniteRetriever"/>
+    /// (as <see cref="ILongContextRetriever"/>), <see cref="RagPipeline"/> (as <see cref="IKnowledgeBase"/>,
+    /// file-backed when <see cref="HeedOptions.IndexPath"/> is set), <see cref="HeedResilience"/> and
+    /// <see cref="HeedTools"/>. Services of your own registered before AddHeed win.
     /// </summary>
     /// <param name="services">The collection.</param>
     /// <param name="configure">Sets the options; at least <see cref="HeedOptions.ModelPath"/>.</param>
@@ -60,10 +62,39 @@ public static class HeedServiceCollectionExtensions
         }));
         services.TryAddSingleton<IDocumentReranker>(sp => new TelemetryDocumentReranker(sp.GetRequiredService<InContextReranker>()));
 
+        services.TryAddSingleton(sp => new InfiniteRetriever(sp.GetRequiredService<LlamaModel>(), new InfiniteRetrieverOptions
+        {
+            ContextSize = Options(sp).ContextSize,
+            ContextOptions = new LlamaContextOptions { Threads = Options(sp).Threads },
+        }));
+        services.TryAddSingleton<ILongContextRetriever>(sp => sp.GetRequiredService<InfiniteRetriever>());
+
+        // RAG: BM25 + embeddings, reranked by attention, answered by the chat client; file-backed with IndexPath.
+        services.TryAddSingleton(sp =>
+        {
+            HeedOptions o = Options(sp);
+            LlamaModel model = sp.GetRequiredService<LlamaModel>();
+            var rag = new RagPipelineOptions
+            {
+                TokenCounter = model.Tokenizer.CountTokens,
+                EmbeddingGenerator = sp.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>(),
+                Reranker = sp.GetRequiredService<IDocumentReranker>(),
+                ChatClient = sp.GetRequiredService<IChatClient>(),
+                Logger = Loggers(sp).CreateLogger<RagPipeline>(),
+            };
+            return o.IndexPath is null
+                ? RagPipeline.CreateInMemory(rag)
+                : sp.GetRequiredService<HeedResilience>()
+                    .ExecuteStoreAsync(async token => await RagPipeline.OpenAsync(o.IndexPath, rag, token).ConfigureAwait(false))
+                    .AsTask().GetAwaiter().GetResult();
+        });
+        services.TryAddSingleton<IKnowledgeBase>(sp => new RagKnowledgeBase(sp.GetRequiredService<RagPipeline>(), sp.GetRequiredService<HeedResilience>()));
+
+        // The tools resolve their services on first call: listing them loads nothing.
         services.TryAddSingleton(sp => new HeedTools(
-            sp.GetService<IDocumentReranker>(),
-            sp.GetService<ILongContextRetriever>(),
-            sp.GetService<IKnowledgeBase>(),
+            sp.GetService<IServiceProviderIsService>()?.IsService(typeof(IDocumentReranker)) == false ? null : new DeferredDocumentReranker(sp),
+            sp.GetService<IServiceProviderIsService>()?.IsService(typeof(ILongContextRetriever)) == false ? null : new DeferredLongContextRetriever(sp),
+            sp.GetService<IServiceProviderIsService>()?.IsService(typeof(IKnowledgeBase)) == false ? null : new DeferredKnowledgeBase(sp),
             Options(sp).AllowedRoots,
             Loggers(sp).CreateLogger<HeedTools>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, HeedModelWarmup>());

@@ -61,6 +61,30 @@ public sealed class AddHeedTests(TinyModelFixture fixture)
     }
 
     [Fact]
+    public async Task KnowledgeBaseToolsIngestAndSearchThroughTheRagPipeline()
+    {
+        string docs = Directory.CreateDirectory(Path.Combine(fixture.Directory, "kb-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        File.WriteAllText(Path.Combine(docs, "keys.txt"), "the pass key is hidden in the text . remember the pass key .");
+        File.WriteAllText(Path.Combine(docs, "fox.md"), "the quick brown fox jumps over the lazy dog .");
+        string index = Path.Combine(docs + "-index", "kb.heed");
+        Directory.CreateDirectory(Path.GetDirectoryName(index)!);
+        await using ServiceProvider services = Build(o =>
+        {
+            o.AllowedRoots = [docs];
+            o.IndexPath = index;
+        });
+        HeedTools tools = services.GetRequiredService<HeedTools>();
+        IngestSummary summary = await tools.IngestDocumentsAsync([docs]);
+        Assert.Equal(2, summary.Documents);
+        Assert.True(summary.Chunks >= 2);
+        Assert.True(File.Exists(index), "the index is saved at IndexPath");
+        IReadOnlyList<KnowledgeBaseHit> hits = await tools.SearchKnowledgeBaseAsync("pass key", topK: 2);
+        Assert.Contains(hits, h => h.Source == Path.Combine(docs, "keys.txt") && h.Text.Contains("pass key"));
+        Assert.IsType<Heed.Retrieval.InfiniteRetriever>(services.GetRequiredService<Heed.Retrieval.ILongContextRetriever>());
+        await Assert.ThrowsAsync<ArgumentException>(() => tools.IngestDocumentsAsync([Path.Combine(docs, "keys.txt")]));
+    }
+
+    [Fact]
     public async Task AnAppsOwnServicesWin()
     {
         var mine = new FakeReranker();
