@@ -27,8 +27,7 @@ internal static class ChatCommand
         {
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers),
                 parse.GetValue(verbose), cancellationToken);
-            using var client = new LlamaChatClient(m, new LlamaContextOptions { ContextSize = parse.GetValue(contextSize) },
-                new LlamaChatClientOptions { FallbackTemplate = parse.GetValue(chatTemplate) });
+            using LlamaChatClient client = CreateClient(m, parse.GetValue(contextSize), parse.GetValue(chatTemplate));
             var options = new ChatOptions
             {
                 MaxOutputTokens = parse.GetValue(maxTokens),
@@ -39,6 +38,19 @@ internal static class ChatCommand
             return 0;
         }));
         return command;
+    }
+
+    private static LlamaChatClient CreateClient(LlamaModel model, int contextSize, string? chatTemplate)
+    {
+        try
+        {
+            return new LlamaChatClient(model, new LlamaContextOptions { ContextSize = contextSize },
+                new LlamaChatClientOptions { FallbackTemplate = chatTemplate });
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new InvalidOperationException($"{e.Message} With heed chat: --chat-template chatml (or the model's family: llama3, mistral-v7, gemma, ...).", e);
+        }
     }
 
     /// <summary>Reads user lines until /exit or end of input; streams each answer and keeps the history.</summary>
