@@ -13,19 +13,20 @@ namespace heed::linear_kv {
 // tensor_view.hpp's stride_of, with the loops bounded by HEED_MAX_DIMS so that GCC can see
 // no read past the arrays.
 inline int64_t stride_at(const heed_tensor &t, int d) {
-    const int nd = t.ndim < HEED_MAX_DIMS ? t.ndim : HEED_MAX_DIMS;
+    if (d < 0 || d >= HEED_MAX_DIMS) return 0;
     bool all_zero = true;
-    for (int i = 0; i < nd; ++i) all_zero = all_zero && t.strides[i] == 0;
+    for (int i = 0; i < HEED_MAX_DIMS; ++i) all_zero = all_zero && (i >= t.ndim || t.strides[i] == 0);
     if (!all_zero) return t.strides[d];
     int64_t s = 1;
-    for (int i = nd - 1; i > d; --i) s *= t.shape[i];
+    for (int i = HEED_MAX_DIMS - 1; i > d; --i)
+        if (i < t.ndim) s *= t.shape[i];
     return s;
 }
 
 inline bool contiguous(const heed_tensor &t) {
-    const int nd = t.ndim < HEED_MAX_DIMS ? t.ndim : HEED_MAX_DIMS;
     int64_t expected = 1;
-    for (int d = nd - 1; d >= 0; --d) {
+    for (int d = HEED_MAX_DIMS - 1; d >= 0; --d) {
+        if (d >= t.ndim) continue;
         if (t.shape[d] != 1 && stride_at(t, d) != expected) return false;
         expected *= t.shape[d];
     }

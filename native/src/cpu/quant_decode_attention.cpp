@@ -5,7 +5,9 @@
 // (batch, kv head, split), dequantizes 64 tokens at a time once for all the query rows that
 // share the kv head (GQA group x nq rows), keeps an online softmax per row, and writes partial
 // (max, sum, unnormalized output); a combine step merges the splits.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "cpu/linear_kv_cpu.hpp"
@@ -56,6 +58,13 @@ struct scalar_ops {
     static float dot(const float *x, const float *y, int64_t n) { return simd::dot_scalar(x, y, n); }
     static void axpy(float s, const float *x, float *y, int64_t n) { simd::axpy_scalar(s, x, y, n); }
     static void scale(float s, float *y, int64_t n) { simd::scale_scalar(s, y, n); }
+    // out[i] = fma(codes[i], sc[i], ze[i])
+    static void dequant(const uint8_t *codes, const float *sc, const float *ze, float *out, int64_t n) {
+        for (int64_t i = 0; i < n; ++i) out[i] = std::fma((float)codes[i], sc[i], ze[i]);
+    }
+    static void dequant1(const uint8_t *codes, float sc, float ze, float *out, int64_t n) {
+        for (int64_t i = 0; i < n; ++i) out[i] = std::fma((float)codes[i], sc, ze);
+    }
 };
 
 #if HEED_HAVE_AVX2_PATH
@@ -63,8 +72,88 @@ struct avx2_ops {
     HEED_AVX2 static float dot(const float *x, const float *y, int64_t n) { return simd::dot_avx2(x, y, n); }
     HEED_AVX2 static void axpy(float s, const float *x, float *y, int64_t n) { simd::axpy_avx2(s, x, y, n); }
     HEED_AVX2 static void scale(float s, float *y, int64_t n) { simd::scale_avx2(s, y, n); }
+    HEED_AVX2 static __m256 codes8(const uint8_t *c) {
+        return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(c))));
+    }
+    HEED_AVX2 static void dequant(const uint8_t *codes, const float *sc, const float *ze, float *out, int64_t n) {
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(codes8(codes + i), _mm256_loadu_ps(sc + i), _mm256_loadu_ps(ze + i)));
+        for (; i < n; ++i) out[i] = std::fma((float)codes[i], sc[i], ze[i]);
+    }
+    HEED_AVX2 static void dequant1(const uint8_t *codes, float sc, float ze, float *out, int64_t n) {
+        const __m256 s8 = _mm256_set1_ps(sc), z8 = _mm256_set1_ps(ze);
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_fmadd_ps(codes8(codes + i), s8, z8));
+        for (; i < n; ++i) out[i] = std::fma((float)codes[i], sc, ze);
+    }
 };
 #endif
+
+// One packed row of n codes to one byte per code (n a multiple of the codes per byte).
+inline void unpack_codes(const uint8_t *row, int64_t n, int bits, uint8_t *out) {
+    if (bits == 8) {
+        std::memcpy(out, row, (size_t)n);
+    } else if (bits == 4) {
+        for (int64_t i = 0; i < n / 2; ++i) out[2 * i] = row[i] & 0xF, out[2 * i + 1] = row[i] >> 4;
+    } else {
+        for (int64_t i = 0; i < n / 4; ++i) {
+            const uint8_t x = row[i];
+            out[4 * i] = x & 3, out[4 * i + 1] = (x >> 2) & 3, out[4 * i + 2] = (x >> 4) & 3, out[4 * i + 3] = x >> 6;
+        }
+    }
+}
+
+// Dequantizes tokens [t0, t0 + T) of one (batch, kv head) into kb [T][d] and vb [T][dv] with the
+// same arithmetic as dequant_k_row / dequant_v_row (fma(code, scale, zero), the fp16 copy for
+// salient tokens), the K group's scales converted once per group rather than per element.
+struct block_dequantizer {
+    const decode_args &a;
+    int64_t b, kvh, pair;
+    int64_t group_loaded = -1;
+    std::vector<float> ksc, kze;
+    std::vector<uint8_t> codes;
+    block_dequantizer(const decode_args &args, int64_t b_, int64_t kvh_)
+        : a(args), b(b_), kvh(kvh_), pair(b_ * args.dims.Hkv + kvh_), ksc(args.dims.d), kze(args.dims.d),
+          codes(std::max(args.dims.d, args.dims.dv)) {}
+
+    template <typename Ops>
+    void run(int64_t t0, int64_t T, float *kb, float *vb) {
+        const quant_dims &D = a.dims;
+        const heed_quant_kv &c = *a.cache;
+        const int32_t *slot = static_cast<const int32_t *>(c.salient_slot.data) + b * D.N;
+        const auto *kcodes = static_cast<const uint8_t *>(c.k_codes.data);
+        const auto *vcodes = static_cast<const uint8_t *>(c.v_codes.data);
+        const auto *kscale = static_cast<const uint16_t *>(c.k_scale.data);
+        const auto *kzero = static_cast<const uint16_t *>(c.k_zero.data);
+        const auto *vscale = static_cast<const uint16_t *>(c.v_scale.data);
+        const auto *vzero = static_cast<const uint16_t *>(c.v_zero.data);
+        const int64_t krow = D.d * D.bits / 8, vrow = D.dv * D.bits / 8, VG = D.v_groups();
+        for (int64_t t = 0; t < T; ++t) {
+            const int64_t n = t0 + t;
+            if (slot[n] >= 0 && slot[n] < D.S) {
+                dequant_k_row(c, D, b, kvh, n, kb + t * D.d);
+                dequant_v_row(c, D, b, kvh, n, vb + t * D.dv);
+                continue;
+            }
+            const int64_t grp = n / D.group;
+            if (grp != group_loaded) {
+                const int64_t srow = (pair * D.k_groups() + grp) * D.d;
+                for (int64_t ch = 0; ch < D.d; ++ch) ksc[ch] = half_to_float(kscale[srow + ch]), kze[ch] = half_to_float(kzero[srow + ch]);
+                group_loaded = grp;
+            }
+            unpack_codes(kcodes + (pair * D.N + n) * krow, D.d, D.bits, codes.data());
+            Ops::dequant(codes.data(), ksc.data(), kze.data(), kb + t * D.d, D.d);
+            unpack_codes(vcodes + (pair * D.N + n) * vrow, D.dv, D.bits, codes.data());
+            const int64_t vs = (pair * D.N + n) * VG;
+            for (int64_t gi = 0; gi < VG; ++gi) {
+                const int64_t c0 = gi * D.group, c1 = std::min(D.dv, c0 + D.group);
+                Ops::dequant1(codes.data() + c0, half_to_float(vscale[vs + gi]), half_to_float(vzero[vs + gi]), vb + t * D.dv + c0,
+                              c1 - c0);
+            }
+        }
+    }
+};
 
 // Partial results of one split: per row (rows = GQA group x nq) the running max, sum and
 // unnormalized output.
@@ -89,12 +178,10 @@ void decode_split(const decode_args &a, int64_t b, int64_t kvh, int64_t split, i
     float *m = &P.m[base], *l = &P.l[base], *acc = &P.acc[base * D.dv];
     for (int64_t r = 0; r < R; ++r) m[r] = -INFINITY, l[r] = 0.0f;
     std::fill(acc, acc + R * D.dv, 0.0f);
+    block_dequantizer deq(a, b, kvh);
     for (int64_t t0 = n0; t0 < n1; t0 += kBlock) {
         const int64_t T = std::min(kBlock, n1 - t0);
-        for (int64_t t = 0; t < T; ++t) {
-            dequant_k_row(*a.cache, D, b, kvh, t0 + t, &kb[t * D.d]);
-            dequant_v_row(*a.cache, D, b, kvh, t0 + t, &vb[t * D.dv]);
-        }
+        deq.run<Ops>(t0, T, kb.data(), vb.data());
         for (int64_t r = 0; r < R; ++r) {
             const int64_t Tr = std::min(T, vis[r] - t0);  // causal: keys this row sees in the block
             if (Tr <= 0) continue;
