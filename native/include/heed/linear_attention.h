@@ -17,7 +17,10 @@
  * same result as one call over the whole sequence (up to float rounding).
  *
  * Accumulation is f32 on every path. CPU and CUDA: host or device memory decides (heed/tensor.h).
- * CUDA runs asynchronously on the legacy default stream; it supports d <= 128 and dv <= 256. */
+ * CUDA runs asynchronously on the legacy default stream and takes d <= 128 (HEED_ERR_UNSUPPORTED
+ * otherwise); when few (batch, head) pairs would leave the GPU idle it cuts the sequence into
+ * parts (a state-only pass, a scan of the part states, then the outputs) and allocates their
+ * states with cudaMallocAsync, freed by the same call. */
 #ifndef HEED_LINEAR_ATTENTION_H
 #define HEED_LINEAR_ATTENTION_H
 
