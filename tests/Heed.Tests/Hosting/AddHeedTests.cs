@@ -81,6 +81,12 @@ public sealed class AddHeedTests(TinyModelFixture fixture)
         IReadOnlyList<KnowledgeBaseHit> hits = await tools.SearchKnowledgeBaseAsync("pass key", topK: 2);
         Assert.Contains(hits, h => h.Source == Path.Combine(docs, "keys.txt") && h.Text.Contains("pass key"));
         Assert.IsType<Heed.Retrieval.InfiniteRetriever>(services.GetRequiredService<Heed.Retrieval.ILongContextRetriever>());
+        string longText = string.Concat(Enumerable.Repeat("the quick brown fox jumps over the lazy dog . ", 40)) +
+                          "the pass key is hidden in the text . " + string.Concat(Enumerable.Repeat("a model reads the documents . ", 40));
+        LongDocumentAnswer answer = await tools.AskLongDocumentAsync("what is the pass key ?", text: longText);
+        Assert.True(answer.ChunksProcessed > 1, "the text is longer than one chunk");
+        Assert.NotEmpty(answer.Evidence);
+        Assert.All(answer.Evidence, e => Assert.Equal(e.Text, longText.Substring((int)e.Offset, e.Text.Length)));
         await Assert.ThrowsAsync<ArgumentException>(() => tools.IngestDocumentsAsync([Path.Combine(docs, "keys.txt")]));
     }
 
