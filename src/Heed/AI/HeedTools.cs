@@ -37,7 +37,10 @@ public sealed class HeedTools
     public HeedTools(IDocumentReranker? reranker = null, ILongContextRetriever? retriever = null, IKnowledgeBase? knowledgeBase = null,
         IEnumerable<string>? allowedRoots = null, ILogger? logger = null)
     {
-        _reranker = reranker is null or TelemetryDocumentReranker ? reranker : new TelemetryDocumentReranker(reranker);
+        // AddHeed hands over an instrumented reranker (deferred); anything else is measured here.
+        _reranker = reranker is null or TelemetryDocumentReranker or Hosting.DeferredDocumentReranker
+            ? reranker
+            : new TelemetryDocumentReranker(reranker);
         _retriever = retriever;
         _knowledgeBase = knowledgeBase;
         AllowedRoots = new AllowedRoots(allowedRoots ?? []);

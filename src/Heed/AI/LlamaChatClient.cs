@@ -16,6 +16,12 @@ namespace Heed.AI;
 /// FrequencyPenalty, PresencePenalty (Tools are not called: the client answers in text).
 /// Responses carry input and output token counts in <see cref="UsageDetails"/>.
 /// </summary>
+/// <remarks>
+/// Requests run under the <see cref="LlamaInference"/>'s limits: past its timeout a request fails
+/// with Polly's <c>TimeoutRejectedException</c>, and when its queue is full with
+/// <c>RateLimiterRejectedException</c>. A prompt longer than the context is an
+/// <see cref="ArgumentException"/> before any generation.
+/// </remarks>
 public sealed class LlamaChatClient : IChatClient
 {
     private readonly LlamaInference _inference;

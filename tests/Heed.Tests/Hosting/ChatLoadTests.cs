@@ -27,20 +27,23 @@ public sealed class ChatLoadTests(TinyModelFixture fixture)
         IChatClient chat = services.GetRequiredService<IChatClient>();
         LlamaInference inference = services.GetRequiredKeyedService<LlamaInference>(HeedServiceKeys.Chat);
         int peakQueued = 0;
-        using var sampling = new CancellationTokenSource();
-        Task sampler = Task.Run(async () =>
+        async Task<ChatResponse> Ask(int i)
         {
-            while (!sampling.IsCancellationRequested)
+            ChatResponse response = await chat.GetResponseAsync($"request {i} : what is the pass key ?", new ChatOptions { MaxOutputTokens = 3 });
+            // Read as each request finishes: while the first ones finish, most others still wait.
+            int queued = inference.QueuedRequests;
+            int seen;
+            while (queued > (seen = Volatile.Read(ref peakQueued)) && Interlocked.CompareExchange(ref peakQueued, queued, seen) != seen)
             {
-                peakQueued = Math.Max(peakQueued, inference.QueuedRequests);
-                await Task.Delay(5);
             }
-        });
+            return response;
+        }
 
-        ChatResponse[] responses = await Task.WhenAll(Enumerable.Range(0, requests).Select(i => Task.Run(() =>
-            chat.GetResponseAsync($"request {i} : what is the pass key ?", new ChatOptions { MaxOutputTokens = 3 }))));
-        await sampling.CancelAsync();
-        await sampler;
+        // Issued from one thread: each call runs to its first wait, so all 200 are in flight at once.
+        Task<ChatResponse>[] inFlight = Enumerable.Range(0, requests).Select(Ask).ToArray();
+        int queuedAtStart = inference.QueuedRequests;
+        ChatResponse[] responses = await Task.WhenAll(inFlight);
+        Assert.True(queuedAtStart >= requests - 2 * 4, $"{queuedAtStart} requests waited; the rest should have, with 4 contexts");
 
         Assert.Equal(requests, responses.Length);
         Assert.All(responses, r =>
