@@ -64,11 +64,11 @@ public sealed class HeedResilience : IDisposable
                 },
             })
             .Build();
-        StorePipeline = new ResiliencePipelineBuilder { TimeProvider = time }
+        StorePipeline = options.StoreRetryCount == 0 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder { TimeProvider = time }
             .AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = new PredicateBuilder().Handle<IOException>(IsTransientIo),
-                MaxRetryAttempts = Math.Max(1, options.StoreRetryCount),
+                MaxRetryAttempts = options.StoreRetryCount,
                 Delay = options.StoreRetryDelay,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
@@ -79,10 +79,6 @@ public sealed class HeedResilience : IDisposable
                 },
             })
             .Build();
-        if (options.StoreRetryCount == 0)
-        {
-            StorePipeline = ResiliencePipeline.Empty;
-        }
     }
 
     /// <summary>The options in force.</summary>

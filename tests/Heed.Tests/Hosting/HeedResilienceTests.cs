@@ -123,6 +123,17 @@ public sealed class HeedResilienceTests
         attempts = 0;
         await Assert.ThrowsAsync<FileNotFoundException>(() => resilience.ExecuteStoreAsync<int>(_ => { attempts++; throw new FileNotFoundException("gone"); }).AsTask());
         Assert.Equal(1, attempts);
+        using var noRetries = Create(new HeedResilienceOptions { StoreRetryCount = 0 });
+        attempts = 0;
+        await Assert.ThrowsAsync<IOException>(() => noRetries.ExecuteStoreAsync<int>(_ => { attempts++; throw new IOException("disk"); }).AsTask());
+        Assert.Equal(1, attempts);
+        attempts = 0;
+        await Assert.ThrowsAsync<Heed.Rag.HeedIndexCorruptException>(() => resilience.ExecuteStoreAsync<int>(_ =>
+        {
+            attempts++;
+            throw new Heed.Rag.HeedIndexCorruptException("/tmp/index.heed", "bad checksum");
+        }).AsTask());
+        Assert.Equal(1, attempts);
     }
 
     [Fact]
