@@ -38,8 +38,20 @@ public sealed class HeedModelProvider : IDisposable
         _cpuModel = _model;
     }
 
+    // Tests stand in a loaded pair of models for a GPU model and its CPU copy.
+    internal HeedModelProvider(LlamaModel primary, LlamaModel cpu, HeedOptions options)
+    {
+        _options = options;
+        _logger = NullLogger.Instance;
+        _model = new Lazy<Task<LlamaModel>>(Task.FromResult(primary));
+        _cpuModel = new Lazy<Task<LlamaModel>>(Task.FromResult(cpu));
+        _usesGpu = true;
+    }
+
+    private readonly bool? _usesGpu;
+
     /// <summary>Whether the primary model may run on a GPU, so that a CPU fallback makes sense.</summary>
-    public bool UsesGpu => _options.GpuLayers != 0 && LlamaBackend.HasGpu;
+    public bool UsesGpu => _usesGpu ?? (_options.GpuLayers != 0 && LlamaBackend.HasGpu);
 
     /// <summary>The primary model (GPU layers as configured).</summary>
     public Task<LlamaModel> GetModelAsync(CancellationToken cancellationToken = default) =>
