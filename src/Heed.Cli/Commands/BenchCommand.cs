@@ -113,9 +113,12 @@ internal static class BenchCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var contextSize = new Option<int>("--context") { Description = "Context tokens (0: the model's)", DefaultValueFactory = _ => 0 };
         var skipBaseline = new Option<bool>("--no-baseline") { Description = "Skip the truncation baseline" };
+        var topK = new Option<int>("--top-k") { Description = "InfiniRetri: tokens ranked per chunk", DefaultValueFactory = _ => new InfiniteRetrieverOptions().TopKTokens };
+        var cacheTokens = new Option<int>("--cache-tokens") { Description = "InfiniRetri: cache budget (0: a quarter of the context)", DefaultValueFactory = _ => 0 };
+        var layer = new Option<int>("--layer") { Description = "InfiniRetri: scoring layer (-1: probed)", DefaultValueFactory = _ => -1 };
         var command = new Command("needle", "InfiniRetri vs truncation to the context on a passkey grid (lengths x depths)")
         {
-            model, lengths, depths, seed, contextSize, skipBaseline, gpuLayers,
+            model, lengths, depths, seed, contextSize, skipBaseline, topK, cacheTokens, layer, gpuLayers,
         };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
@@ -127,7 +130,10 @@ internal static class BenchCommand
             }
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
             int context = parse.GetValue(contextSize) > 0 ? parse.GetValue(contextSize) : m.TrainedContextLength;
-            using var retriever = new InfiniteRetriever(m, new InfiniteRetrieverOptions { ContextSize = context });
+            using var retriever = new InfiniteRetriever(m, new InfiniteRetrieverOptions
+            {
+                ContextSize = context, TopKTokens = parse.GetValue(topK), CacheTokens = parse.GetValue(cacheTokens), Layer = parse.GetValue(layer),
+            });
             using LlamaContext plain = m.CreateContext(new LlamaContextOptions { ContextSize = context });
             string sample = Haystack.Build(20_000, 0.5, 12345, 0);
             double charsPerToken = (double)sample.Length / m.Tokenizer.CountTokens(sample);
@@ -161,7 +167,7 @@ internal static class BenchCommand
                     rows.Add((length, infiniHits, truncHits, tokens / infiniSeconds, truncSeconds > 0 ? tokens / truncSeconds : 0, depthList.Length));
                 }
             });
-            AnsiConsole.MarkupLine($"[bold]needle[/]: {Markup.Escape(m.Description)}, context {context}, depths {string.Join(",", depthList)}, " +
+            AnsiConsole.MarkupLine($"[bold]needle[/]: {Markup.Escape(m.Description)}, context {context}, layer {retriever.Layer}, depths {string.Join(",", depthList)}, " +
                                    $"{(parse.GetValue(gpuLayers) != 0 && LlamaBackend.HasGpu ? "GPU" : "CPU")}");
             var table = new Table().AddColumn("tokens").AddColumn("InfiniRetri").AddColumn("truncation").AddColumn("InfiniRetri tok/s").AddColumn("truncation tok/s");
             foreach (var r in rows)

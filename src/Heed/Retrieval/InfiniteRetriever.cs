@@ -17,9 +17,10 @@ namespace Heed.Retrieval;
 /// for a content-free question (<see cref="InfiniteRetrieverOptions.Calibrate"/>); the layer is
 /// found by a one-pass probe unless given (<see cref="InfiniteRetrieverOptions.Layer"/>); the convolution is a box filter of
 /// <see cref="InfiniteRetrieverOptions.PhraseWidth"/> tokens; a sentence's score is the best
-/// phrase score among its tokens; sentences holding a top-K token are kept best first until
-/// the cache budget is full, then put back in document order. Cached sentences are re-scored in
-/// every chunk (they are part of its prompt), so the final scores come from the last chunk.
+/// phrase score among its tokens; sentences holding a top-K token (with one neighbour on each
+/// side) are kept best first until the cache budget is full, then put back in document order.
+/// Cached sentences are re-scored in every chunk but keep the best score they ever had, so the
+/// cache is a running top list over the whole document rather than over the last chunk.
 /// </remarks>
 public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
 {
@@ -148,7 +149,9 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         public long Offset { get; } = offset;
         public int Length { get; } = length;
         public int[] Tokens { get; } = tokens;
-        public double Score { get; set; }
+        public double Score { get; set; } = double.NegativeInfinity;
+
+        public bool Cached => !double.IsNegativeInfinity(Score);
     }
 
     private RetrievalResult Read(TextReader document, long? totalChars, int[] questionTokens, int chunkBudget,
@@ -237,7 +240,11 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
                 best = Math.Max(best, phrase[t]);
                 holds[i] |= top.Contains(t);
             }
-            pieces[i].Score = best;
+            // A cached sentence keeps the best score it earned and stays a candidate: it sits ever
+            // farther from the question as chunks pass, and re-scoring alone let fresh filler
+            // next to the question push the evidence out (measured on heed-tiny at 16K tokens).
+            holds[i] |= pieces[i].Cached;
+            pieces[i].Score = Math.Max(pieces[i].Score, best);
         }
         // A kept sentence brings its neighbours (ranked just after it): a fact often spans two
         // sentences ("The key is 7. Remember it.") and the answer needs both.
