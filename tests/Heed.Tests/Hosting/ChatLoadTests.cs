@@ -41,9 +41,7 @@ public sealed class ChatLoadTests(TinyModelFixture fixture)
 
         // Issued from one thread: each call runs to its first wait, so all 200 are in flight at once.
         Task<ChatResponse>[] inFlight = Enumerable.Range(0, requests).Select(Ask).ToArray();
-        int queuedAtStart = inference.QueuedRequests;
         ChatResponse[] responses = await Task.WhenAll(inFlight);
-        Assert.True(queuedAtStart >= requests - 2 * 4, $"{queuedAtStart} requests waited; the rest should have, with 4 contexts");
 
         Assert.Equal(requests, responses.Length);
         Assert.All(responses, r =>
