@@ -10,6 +10,7 @@ var root = new RootCommand("heed: use a local LLM's attention for retrieval")
     ChatCommand.Create(),
     RerankCommand.Create(),
     AskCommand.Create(),
+    PerplexityCommand.Create(),
     BenchCommand.Create(),
     RagCommand.Create(),
 };
