@@ -20,7 +20,29 @@ internal static class BenchCommand
     {
         Rerank(),
         Needle(),
+        Kernels(),
     };
+
+    private static Command Kernels()
+    {
+        var threads = new Option<int>("--threads") { Description = "Threads of the fast path (0: all cores)", DefaultValueFactory = _ => 0 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed runs per path (median reported)", DefaultValueFactory = _ => 5 };
+        var command = new Command("kernels", "Each CPU kernel's fast path vs its reference path, same inputs, same run") { threads, repeats };
+        command.SetAction((parse, ct) => CliErrors.RunAsync(() =>
+        {
+            Heed.Llama.LlamaBackend.EnsureInitialized();
+            IReadOnlyList<KernelBench.Row> rows = KernelBench.Run(parse.GetValue(threads), Positive(parse.GetValue(repeats), "--repeats"));
+            var table = new Table().AddColumn("kernel").AddColumn("shape").AddColumn("reference ms").AddColumn("fast ms").AddColumn("speed-up");
+            foreach (KernelBench.Row r in rows)
+            {
+                table.AddRow(r.Kernel, Markup.Escape(r.Shape), r.ReferenceMs.ToString("F2"), r.FastMs.ToString("F2"), $"{r.ReferenceMs / r.FastMs:F1}x");
+            }
+            AnsiConsole.MarkupLine($"[bold]kernels[/]: CPU, {Environment.ProcessorCount} cores, fast path threads {(parse.GetValue(threads) == 0 ? "all" : parse.GetValue(threads))}");
+            AnsiConsole.Write(table);
+            return Task.FromResult(0);
+        }));
+        return command;
+    }
 
     private static Command Rerank()
     {

@@ -291,7 +291,8 @@ public static unsafe partial class AttentionKernels
     }
 
     /// <summary>Chooses libheed's CPU path: the scalar reference loops or the fast path, and its thread count (0 = all cores).</summary>
-    internal static void ConfigureCpu(bool reference, int threads) =>
+    /// <remarks>Process-wide; for tests and measurements (<c>heed bench kernels</c>).</remarks>
+    public static void ConfigureCpu(bool reference, int threads) =>
         HeedError.ThrowIfFailed(HeedAttentionNative.heed_attention_cpu_config(reference ? 1 : 0, threads), "heed_attention_cpu_config");
 
     // ---- checks ------------------------------------------------------------------------------
