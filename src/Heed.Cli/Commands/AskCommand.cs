@@ -66,12 +66,18 @@ internal static class AskCommand
             AnsiConsole.MarkupLine($"[grey]{retrieval.ChunksProcessed} chunks, {retrieval.TokensProcessed:N0} tokens in {seconds:F1} s ({retrieval.TokensProcessed / Math.Max(seconds, 1e-9):N0} tokens/s)[/]");
             if (parse.GetValue(evidence))
             {
+                // The best few by score; the whole cache (in document order) is in --json.
+                const int shown = 8;
                 var table = new Table().AddColumn("offset").AddColumn("score").AddColumn("sentence");
-                foreach (Evidence e in retrieval.Evidence)
+                foreach (Evidence e in retrieval.Evidence.OrderByDescending(e => e.Score).Take(shown))
                 {
                     table.AddRow(e.Offset.ToString(), e.Score.ToString("F4"), Markup.Escape(e.Text));
                 }
                 AnsiConsole.Write(table);
+                if (retrieval.Evidence.Count > shown)
+                {
+                    AnsiConsole.MarkupLine($"[grey]{retrieval.Evidence.Count - shown} more cached sentences; --json lists all[/]");
+                }
             }
             return 0;
         }));
