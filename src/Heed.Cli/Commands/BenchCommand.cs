@@ -21,7 +21,38 @@ internal static class BenchCommand
         Rerank(),
         Needle(),
         Kernels(),
+        Rag(),
     };
+
+    private static Command Rag()
+    {
+        Option<FileInfo> model = CommonOptions.Model();
+        Option<int> gpuLayers = CommonOptions.GpuLayers();
+        var requests = new Option<int>("--requests") { Description = "Concurrent search requests", DefaultValueFactory = _ => 200 };
+        var documents = new Option<int>("--documents") { Description = "Files in the knowledge base", DefaultValueFactory = _ => 100 };
+        var candidates = new Option<int>("--candidates") { Description = "Candidates re-ranked per search", DefaultValueFactory = _ => 8 };
+        var contextSize = new Option<int>("--context") { Description = "ICR context tokens", DefaultValueFactory = _ => 1024 };
+        var command = new Command("rag", "Concurrent searches against one knowledge base and model: all answered, p50/p95")
+        {
+            model, requests, documents, candidates, contextSize, gpuLayers,
+        };
+        command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            int n = Positive(parse.GetValue(requests), "--requests");
+            using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
+            IReadOnlyList<RagLoadBench.Result> results = await RagLoadBench.RunAsync(m, n, Positive(parse.GetValue(documents), "--documents"),
+                Positive(parse.GetValue(candidates), "--candidates"), parse.GetValue(contextSize), ct);
+            var table = new Table().AddColumn("search").AddColumn("answered").AddColumn("p50 ms").AddColumn("p95 ms").AddColumn("max ms").AddColumn("requests/s");
+            foreach (RagLoadBench.Result r in results)
+            {
+                table.AddRow(r.Mode, $"{r.Answered}/{r.Requests}", r.P50Ms.ToString("F1"), r.P95Ms.ToString("F1"), r.MaxMs.ToString("F1"), (r.Requests / r.Seconds).ToString("F1"));
+            }
+            AnsiConsole.MarkupLine($"[bold]rag[/]: {n} concurrent searches, {Markup.Escape(m.Description)}");
+            AnsiConsole.Write(table);
+            return results.All(r => r.Answered == r.Requests) ? 0 : 1;
+        }));
+        return command;
+    }
 
     private static Command Kernels()
     {
