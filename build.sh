@@ -69,6 +69,12 @@ run_tests() {
   # Without a GPU the CUDA cases cannot run: leave them out rather than count them as passed.
   if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then label_args=(-LE cuda); fi
   ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "${label_args[@]}"
+  say "native tests under AddressSanitizer, LeakSanitizer and UBSan (libheed kernels, no llama.cpp)"
+  local asan_dir="$build_dir-asan"
+  cmake -S "$root" -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEED_WITH_LLAMA=OFF -DHEED_CUDA=OFF \
+    -DHEED_SANITIZE=ON >"$root/artifacts/cmake-asan.log" 2>&1 && cmake --build "$asan_dir" -j "$jobs" >>"$root/artifacts/cmake-asan.log" 2>&1 || {
+    tail -n 40 "$root/artifacts/cmake-asan.log" >&2; exit 1; }
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$asan_dir" --output-on-failure -j "$jobs"
   say ".NET tests (dotnet test)"
   dotnet test "$root/SDK.sln" -c Release -nologo --no-build
 }
@@ -106,6 +112,6 @@ case "${1:-}" in
   test) setup; native; dotnet_build; run_tests ;;
   demo) setup; native; dotnet_build; demo ;;
   pack) setup; native; dotnet pack "$root/SDK.sln" -c Release -nologo -o "$root/artifacts/packages" ;;
-  clean) rm -rf "$build_dir" "$root/artifacts" ;;
+  clean) rm -rf "$build_dir" "$build_dir-asan" "$root/artifacts" ;;
   *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
