@@ -90,11 +90,11 @@ public static unsafe partial class AttentionKernels
         fixed (float* so = stateOut)
         fixed (float* zo = normalizerOut)
         {
-            HeedTensor tq = LkHost(q, HeedDType.F32, batch, heads, tokens, headDim), tk = LkHost(k, HeedDType.F32, batch, heads, tokens, headDim);
-            HeedTensor tv = LkHost(v, HeedDType.F32, batch, heads, tokens, valueDim), to = LkHost(o, HeedDType.F32, batch, heads, tokens, valueDim);
-            HeedTensor tl = LkHost(lam, HeedDType.F32, heads);
-            HeedTensor tsi = LkHost(si, HeedDType.F32, batch, heads, headDim, valueDim), tzi = LkHost(zi, HeedDType.F32, batch, heads, headDim);
-            HeedTensor tso = LkHost(so, HeedDType.F32, batch, heads, headDim, valueDim), tzo = LkHost(zo, HeedDType.F32, batch, heads, headDim);
+            HeedTensor tq = Host(q, HeedDType.F32, batch, heads, tokens, headDim), tk = Host(k, HeedDType.F32, batch, heads, tokens, headDim);
+            HeedTensor tv = Host(v, HeedDType.F32, batch, heads, tokens, valueDim), to = Host(o, HeedDType.F32, batch, heads, tokens, valueDim);
+            HeedTensor tl = Host(lam, HeedDType.F32, heads);
+            HeedTensor tsi = Host(si, HeedDType.F32, batch, heads, headDim, valueDim), tzi = Host(zi, HeedDType.F32, batch, heads, headDim);
+            HeedTensor tso = Host(so, HeedDType.F32, batch, heads, headDim, valueDim), tzo = Host(zo, HeedDType.F32, batch, heads, headDim);
             HeedError.ThrowIfFailed(HeedLinearKvNative.heed_linear_attention_causal(&tq, &tk, &tv, decay.IsEmpty ? null : &tl,
                 stateIn.IsEmpty ? null : &tsi, normalizerIn.IsEmpty ? null : &tzi, (int)featureMap, normalize ? 1 : 0, epsilon, &to,
                 stateOut.IsEmpty ? null : &tso, normalizerOut.IsEmpty ? null : &tzo), "heed_linear_attention_causal");
@@ -165,9 +165,9 @@ public static unsafe partial class AttentionKernels
         fixed (float* v = values)
         fixed (byte* m = salientMask)
         {
-            HeedTensor tk = LkHost(k, HeedDType.F32, batch, kvHeads, tokens, headDim);
-            HeedTensor tv = LkHost(v, HeedDType.F32, batch, kvHeads, tokens, valueDim);
-            HeedTensor tm = perBatch ? LkHost(m, HeedDType.U8, batch, tokens) : LkHost(m, HeedDType.U8, tokens);
+            HeedTensor tk = Host(k, HeedDType.F32, batch, kvHeads, tokens, headDim);
+            HeedTensor tv = Host(v, HeedDType.F32, batch, kvHeads, tokens, valueDim);
+            HeedTensor tm = perBatch ? Host(m, HeedDType.U8, batch, tokens) : Host(m, HeedDType.U8, tokens);
             HeedQuantKv layout = cache.Layout;
             HeedError.ThrowIfFailed(HeedLinearKvNative.heed_kv_quantize(&tk, &tv, salientMask.IsEmpty ? null : &tm, &layout),
                 "heed_kv_quantize");
@@ -215,8 +215,8 @@ public static unsafe partial class AttentionKernels
         fixed (float* q = queries)
         fixed (float* o = output)
         {
-            HeedTensor tq = LkHost(q, HeedDType.F32, cache.Batch, heads, queryRows, cache.HeadDim);
-            HeedTensor to = LkHost(o, HeedDType.F32, cache.Batch, heads, queryRows, cache.ValueDim);
+            HeedTensor tq = Host(q, HeedDType.F32, cache.Batch, heads, queryRows, cache.HeadDim);
+            HeedTensor to = Host(o, HeedDType.F32, cache.Batch, heads, queryRows, cache.ValueDim);
             HeedQuantKv layout = cache.Layout;
             HeedError.ThrowIfFailed(HeedLinearKvNative.heed_quant_decode_attention(&tq, &layout, causal ? 1 : 0, scale, splits, &to),
                 "heed_quant_decode_attention");
@@ -303,8 +303,8 @@ public static unsafe partial class AttentionKernels
             fixed (float* k = keys)
             fixed (float* v = values)
             {
-                HeedTensor tk = LkHost(k, HeedDType.F32, Batch, KvHeads, Tokens, HeadDim);
-                HeedTensor tv = LkHost(v, HeedDType.F32, Batch, KvHeads, Tokens, ValueDim);
+                HeedTensor tk = Host(k, HeedDType.F32, Batch, KvHeads, Tokens, HeadDim);
+                HeedTensor tv = Host(v, HeedDType.F32, Batch, KvHeads, Tokens, ValueDim);
                 HeedQuantKv layout = Layout;
                 HeedError.ThrowIfFailed(HeedLinearKvNative.heed_kv_dequantize(&layout, keys.IsEmpty ? null : &tk, values.IsEmpty ? null : &tv),
                     "heed_kv_dequantize");
@@ -327,18 +327,5 @@ public static unsafe partial class AttentionKernels
         {
             throw new ArgumentException($"{name} has {actual} elements; expected 0 (none) or {expected} ({what}).", name);
         }
-    }
-
-    private static HeedTensor LkHost(void* data, HeedDType type, params long[] shape)
-    {
-        HeedTensor t = default;
-        t.data = data;
-        t.dtype = (int)type;
-        t.ndim = shape.Length;
-        for (int i = 0; i < shape.Length; i++)
-        {
-            t.shape[i] = shape[i];
-        }
-        return t;
     }
 }

@@ -437,7 +437,10 @@ public static unsafe partial class AttentionKernels
         return s;
     }
 
-    private static HeedTensor Host(void* data, TensorElementType type, params long[] shape)
+    private static HeedTensor Host(void* data, TensorElementType type, params long[] shape) => Host(data, (HeedDType)type, shape);
+
+    // A contiguous host tensor descriptor (zero strides mean row-major).
+    private static HeedTensor Host(void* data, HeedDType type, params long[] shape)
     {
         HeedTensor t = default;
         t.data = data;
