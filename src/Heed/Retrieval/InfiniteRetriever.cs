@@ -1,5 +1,6 @@
 using Heed.Attention;
 using Heed.Llama;
+using Heed.Rag;
 
 namespace Heed.Retrieval;
 
@@ -157,7 +158,7 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
     private RetrievalResult Read(TextReader document, long? totalChars, int[] questionTokens, int chunkBudget,
         IProgress<RetrievalProgress>? progress, CancellationToken cancellationToken)
     {
-        var reader = new SentenceReader(document, _options.MaxSentenceChars);
+        var counted = new CountingTextReader(document);
         List<Piece> cache = [];
         List<Piece> chunk = [];
         int chunkTokens = 0, chunks = 0;
@@ -172,21 +173,16 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
             chunks++;
             chunk.Clear();
             chunkTokens = 0;
-            progress?.Report(new RetrievalProgress(chunks, reader.CharactersRead, totalChars));
+            progress?.Report(new RetrievalProgress(chunks, counted.CharactersRead, totalChars));
         }
 
-        foreach (SentenceReader.Sentence sentence in reader.ReadAll())
+        foreach ((long offset, string text, int[] ids) in Sentences(counted, cancellationToken))
         {
-            int[] ids = _model.Tokenizer.Tokenize(" " + sentence.Text, addSpecial: false);
-            if (ids.Length > chunkBudget)
-            {
-                ids = ids[..chunkBudget]; // only possible for pathological tokenizations of MaxSentenceChars
-            }
             if (chunkTokens + ids.Length > chunkBudget - CacheTokenCount(cache) + _cacheBudget && chunk.Count > 0)
             {
                 Flush();
             }
-            chunk.Add(new Piece(sentence.Text, sentence.Offset, sentence.Length, ids));
+            chunk.Add(new Piece(text, offset, text.Length, ids));
             chunkTokens += ids.Length;
         }
         if (chunk.Count > 0)
@@ -196,6 +192,26 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         _capture.Clear();
         IReadOnlyList<Evidence> evidence = cache.Select(p => new Evidence(p.Text, p.Score, p.Offset, p.Length)).ToList();
         return new RetrievalResult(evidence, chunks, tokens);
+    }
+
+    // The document's sentences (the RAG pipeline's abbreviation-aware splitter); one longer than
+    // MaxSentenceTokens is cut at word boundaries so that no piece can outgrow a chunk.
+    private IEnumerable<(long Offset, string Text, int[] Tokens)> Sentences(TextReader document, CancellationToken cancellationToken)
+    {
+        int[] Tokens(string text) => _model.Tokenizer.Tokenize(" " + text, addSpecial: false);
+        foreach (StreamedSentence sentence in new SentenceReader(document).Read(cancellationToken))
+        {
+            int[] ids = Tokens(sentence.Text);
+            if (ids.Length <= _options.MaxSentenceTokens)
+            {
+                yield return (sentence.Start, sentence.Text, ids);
+                continue;
+            }
+            foreach ((long start, string text) in LongSentenceSplitter.Split(sentence, _options.MaxSentenceTokens, t => Tokens(t).Length))
+            {
+                yield return (start, text, Tokens(text));
+            }
+        }
     }
 
     private static int CacheTokenCount(List<Piece> cache) => cache.Sum(p => p.Tokens.Length);

@@ -33,8 +33,8 @@ public sealed record InfiniteRetrieverOptions
     /// <summary>Sentences on each side of a selected sentence that are kept with it.</summary>
     public int NeighborSentences { get; init; } = 1;
 
-    /// <summary>Longest sentence in characters; longer runs are split.</summary>
-    public int MaxSentenceChars { get; init; } = 400;
+    /// <summary>Longest sentence in tokens; longer ones are cut at word boundaries.</summary>
+    public int MaxSentenceTokens { get; init; } = 96;
 
     /// <summary>Tokens the answer may take.</summary>
     public int AnswerMaxTokens { get; init; } = 48;
@@ -55,9 +55,9 @@ public sealed record InfiniteRetrieverOptions
         {
             throw new ArgumentOutOfRangeException(nameof(Layer), Layer, $"Layer must be -1 (last) or in [0, {model.LayerCount}).");
         }
-        if (CacheTokens < 0 || TopKTokens <= 0 || AnswerMaxTokens <= 0 || MaxSentenceChars <= 16 || NeighborSentences < 0)
+        if (CacheTokens < 0 || TopKTokens <= 0 || AnswerMaxTokens <= 0 || MaxSentenceTokens < 8 || NeighborSentences < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(CacheTokens), "CacheTokens >= 0, TopKTokens > 0, AnswerMaxTokens > 0, MaxSentenceChars > 16.");
+            throw new ArgumentOutOfRangeException(nameof(CacheTokens), "CacheTokens >= 0, TopKTokens > 0, AnswerMaxTokens > 0, MaxSentenceTokens >= 8.");
         }
         if (PhraseWidth <= 0 || PhraseWidth % 2 == 0)
         {

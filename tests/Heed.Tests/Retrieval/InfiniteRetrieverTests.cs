@@ -51,6 +51,24 @@ public sealed class InfiniteRetrieverTests(TinyModelFixture fixture)
     }
 
     [Fact]
+    public async Task ATextWithoutSentenceEndsIsCutIntoPiecesThatFit()
+    {
+        string text = string.Join(" ", Enumerable.Range(0, 3000).Select(i => $"word{i % 97}"));
+        using InfiniteRetriever retriever = new(fixture.Model, new InfiniteRetrieverOptions
+        {
+            ContextSize = 256, CacheTokens = 48, MaxSentenceTokens = 24, ContextOptions = new LlamaContextOptions { Threads = 2 },
+        });
+        RetrievalResult result = await retriever.RetrieveAsync("which word ?", text);
+        Assert.True(result.ChunksProcessed > 10);
+        Assert.NotEmpty(result.Evidence);
+        Assert.All(result.Evidence, e =>
+        {
+            Assert.Equal(e.Text, text.Substring((int)e.Offset, e.Length));
+            Assert.InRange(fixture.Model.Tokenizer.CountTokens(" " + e.Text), 1, 24);
+        });
+    }
+
+    [Fact]
     public void PhraseScoresAreABoxFilter()
     {
         Assert.Equal([3.0, 6.0, 9.0, 7.0], InfiniteRetriever.PhraseScores([1, 2, 3, 4], 3));
