@@ -3,10 +3,10 @@ using System.Diagnostics;
 using System.Text.Json;
 using Heed.Cli.Bench;
 using Heed.Llama;
-using Heed.Rag;
 using Heed.Ranking;
 using Heed.Retrieval;
 using Spectre.Console;
+using Heed.Search;
 
 namespace Heed.Cli.Commands;
 

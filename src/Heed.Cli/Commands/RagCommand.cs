@@ -6,6 +6,7 @@ using Heed.Ranking;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
+using Heed.Text;
 
 namespace Heed.Cli.Commands;
 

@@ -7,6 +7,7 @@ using Polly.Fallback;
 using Polly.RateLimiting;
 using Polly.Retry;
 using Polly.Timeout;
+using Heed.Storage;
 
 namespace Heed.Hosting;
 
@@ -96,7 +97,7 @@ public sealed class HeedResilience : IDisposable
     // Missing files are not transient: retrying them only delays the error the caller must see.
     private static bool IsTransientIo(IOException exception) =>
         exception is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException or EndOfStreamException
-            or Heed.Rag.HeedIndexCorruptException);
+            or HeedIndexCorruptException);
 
     /// <summary>
     /// Runs one request: under the timeout and the concurrency limiter, on <paramref name="primary"/>,

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
+using Heed.Storage;
 
 namespace Heed.Rag;
 

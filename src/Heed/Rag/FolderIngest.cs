@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Logging;
+using Heed.Text;
+using Heed.Storage;
 
 namespace Heed.Rag;
 

@@ -1,3 +1,5 @@
+using Heed.Text;
+
 namespace Heed.Rag;
 
 /// <summary>What an ingest changed.</summary>

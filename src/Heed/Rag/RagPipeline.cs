@@ -1,6 +1,9 @@
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Heed.Text;
+using Heed.Search;
+using Heed.Storage;
 
 namespace Heed.Rag;
 

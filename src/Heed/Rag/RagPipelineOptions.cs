@@ -1,6 +1,8 @@
 using Heed.Ranking;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
+using Heed.Text;
+using Heed.Search;
 
 namespace Heed.Rag;
 

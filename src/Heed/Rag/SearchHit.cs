@@ -1,3 +1,5 @@
+using Heed.Text;
+
 namespace Heed.Rag;
 
 /// <summary>A chunk found by <see cref="RagPipeline.SearchAsync"/>.</summary>

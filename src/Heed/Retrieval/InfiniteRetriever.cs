@@ -1,6 +1,6 @@
 using Heed.Attention;
 using Heed.Llama;
-using Heed.Rag;
+using Heed.Text;
 
 namespace Heed.Retrieval;
 

@@ -1,6 +1,7 @@
 using Heed.Hosting;
 using Polly.RateLimiting;
 using Polly.Timeout;
+using Heed.Storage;
 
 namespace Heed.Tests.Hosting;
 
@@ -128,10 +129,10 @@ public sealed class HeedResilienceTests
         await Assert.ThrowsAsync<IOException>(() => noRetries.ExecuteStoreAsync<int>(_ => { attempts++; throw new IOException("disk"); }).AsTask());
         Assert.Equal(1, attempts);
         attempts = 0;
-        await Assert.ThrowsAsync<Heed.Rag.HeedIndexCorruptException>(() => resilience.ExecuteStoreAsync<int>(_ =>
+        await Assert.ThrowsAsync<HeedIndexCorruptException>(() => resilience.ExecuteStoreAsync<int>(_ =>
         {
             attempts++;
-            throw new Heed.Rag.HeedIndexCorruptException("/tmp/index.heed", "bad checksum");
+            throw new HeedIndexCorruptException("/tmp/index.heed", "bad checksum");
         }).AsTask());
         Assert.Equal(1, attempts);
     }

@@ -1,5 +1,5 @@
 using System.Text;
-using Heed.Rag;
+using Heed.Text;
 
 namespace Heed.Tests.Rag;
 

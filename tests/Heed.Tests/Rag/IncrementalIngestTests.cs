@@ -1,4 +1,5 @@
 using Heed.Rag;
+using Heed.Text;
 
 namespace Heed.Tests.Rag;
 

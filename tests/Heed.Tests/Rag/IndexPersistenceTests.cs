@@ -1,4 +1,6 @@
 using Heed.Rag;
+using Heed.Text;
+using Heed.Storage;
 
 namespace Heed.Tests.Rag;
 

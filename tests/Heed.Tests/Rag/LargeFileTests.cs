@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Heed.Rag;
+using Heed.Text;
 
 namespace Heed.Tests.Rag;
 

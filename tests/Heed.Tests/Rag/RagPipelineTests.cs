@@ -1,5 +1,7 @@
 using Heed.Rag;
 using Heed.Ranking;
+using Heed.Text;
+using Heed.Storage;
 
 namespace Heed.Tests.Rag;
 

@@ -1,6 +1,7 @@
 using Heed.AI;
 using Heed.Rag;
 using Heed.Ranking;
+using Heed.Text;
 
 namespace Heed.Tests.Rag;
 

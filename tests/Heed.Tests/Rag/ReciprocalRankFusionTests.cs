@@ -1,4 +1,5 @@
 using Heed.Rag;
+using Heed.Search;
 
 namespace Heed.Tests.Rag;
 

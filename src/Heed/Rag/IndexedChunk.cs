@@ -1,4 +1,0 @@
-namespace Heed.Rag;
-
-/// <summary>A chunk as stored: its text and place, and its embedding when one was made.</summary>
-internal sealed record IndexedChunk(TextChunk Chunk, float[]? Vector);
