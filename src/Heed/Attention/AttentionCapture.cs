@@ -36,6 +36,15 @@ public sealed unsafe class AttentionCapture : IDisposable
                 $"attention capture is not supported for architecture {model.Architecture}: Heed reads the 'Qcur-L'/'Kcur-L' " +
                 $"tensors that llama.cpp's graphs of {string.Join(", ", SupportedArchitectures.Order())} name that way.");
         }
+        // Attention temperature tuning (mistral3) multiplies Q after the graph names it "Qcur", by a factor
+        // that grows with position: the captured rows would no longer be the ones the softmax saw.
+        if (float.TryParse(model.GetMetadata($"{model.Architecture}.attention.temperature_scale"),
+                System.Globalization.CultureInfo.InvariantCulture, out float temperatureScale) && temperatureScale != 0f)
+        {
+            throw new NotSupportedException(
+                $"attention capture is not supported for this {model.Architecture} model: it scales queries by position " +
+                "(attention temperature tuning) after the point where Heed reads them, so its scores would be wrong.");
+        }
         _layers = (layers ?? Enumerable.Range(0, model.LayerCount).ToArray()).ToArray();
         if (_layers.Length == 0)
         {

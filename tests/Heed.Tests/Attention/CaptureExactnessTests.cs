@@ -1,5 +1,6 @@
 using Heed.Attention;
 using Heed.Llama;
+using Heed.TestModels;
 using Xunit.Abstractions;
 
 namespace Heed.Tests.Attention;
@@ -20,9 +21,29 @@ public sealed class CaptureExactnessTests(TinyModelFixture fixture, ITestOutputH
     [Theory]
     [InlineData(false, 1e-3)]
     [InlineData(true, 1e-2)]
-    public void FusedMassMatchesLlamaCppsSoftmaxOnEveryLayer(bool halfPrecision, double tolerance)
+    public void FusedMassMatchesLlamaCppsSoftmaxOnEveryLayer(bool halfPrecision, double tolerance) =>
+        AssertFusedMassMatchesSoftmax(fixture.Model, halfPrecision, tolerance);
+
+    public static TheoryData<string> Architectures => new(TinyLlama.Architectures);
+
+    /// <summary>Every architecture capture allows is one the test writes and checks, and no other.</summary>
+    [Fact]
+    public void EveryAllowedArchitectureIsTested() =>
+        Assert.Equal(TinyLlama.Architectures.Order(), AttentionCapture.SupportedArchitectures.Order());
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void FusedMassMatchesLlamaCppsSoftmaxOnEachAllowedArchitecture(string architecture)
     {
-        LlamaModel model = fixture.Model;
+        string path = Path.Combine(fixture.Directory, $"tiny-{architecture}.gguf");
+        TinyLlama.Write(path, seed: 77, architecture);
+        using LlamaModel model = LlamaModel.Load(path, new LlamaModelOptions { GpuLayers = TinyModelFixture.GpuLayersFromEnvironment() });
+        Assert.Equal(architecture, model.Architecture);
+        AssertFusedMassMatchesSoftmax(model, halfPrecision: false, tolerance: 1e-3);
+    }
+
+    private void AssertFusedMassMatchesSoftmax(LlamaModel model, bool halfPrecision, double tolerance)
+    {
         Assert.True(model.KvHeadCount < model.HeadCount, "the test model must use GQA");
         using var capture = new AttentionCapture(model, null,
             new LlamaContextOptions
@@ -55,7 +76,7 @@ public sealed class CaptureExactnessTests(TinyModelFixture fixture, ITestOutputH
                 norm += reference[j] * reference[j];
             }
             double relative = Math.Sqrt(diff / norm);
-            output.WriteLine($"layer {layer} ({(halfPrecision ? "f16" : "f32")} rows): relative error {relative:E2}");
+            output.WriteLine($"{model.Architecture} layer {layer} ({(halfPrecision ? "f16" : "f32")} rows): relative error {relative:E2}");
             Assert.True(relative < tolerance, $"layer {layer}: relative error {relative:E2} >= {tolerance:E0}");
             // Every query row spreads exactly one unit per head.
             Assert.Equal(query.Length * model.HeadCount, fused.Sum(), 2);

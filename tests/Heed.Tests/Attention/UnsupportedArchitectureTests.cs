@@ -29,4 +29,16 @@ public sealed class UnsupportedArchitectureTests(TinyModelFixture fixture)
         Assert.Throws<NotSupportedException>(() => new InContextReranker(model));
         Assert.Throws<NotSupportedException>(() => new InfiniteRetriever(model, new InfiniteRetrieverOptions { ContextSize = 64, Layer = 0 }));
     }
+
+    [Fact]
+    public void AModelThatScalesQueriesAfterTheCapturePointIsRefusedClearly()
+    {
+        string path = Path.Combine(fixture.Directory, "tiny-mistral3-temperature.gguf");
+        TinyLlama.Write(path, architecture: "mistral3", addMetadata: gguf => gguf
+            .Add("mistral3.attention.temperature_scale", 0.1f)
+            .Add("mistral3.rope.scaling.original_context_length", 64u));
+        using LlamaModel model = LlamaModel.Load(path, new LlamaModelOptions { GpuLayers = 0 });
+        var e = Assert.Throws<NotSupportedException>(() => new AttentionCapture(model));
+        Assert.Contains("attention temperature tuning", e.Message);
+    }
 }
