@@ -1,0 +1,59 @@
+using Heed.Attention;
+using Heed.Llama;
+using Heed.TestModels;
+
+namespace Heed.Gpu.Tests;
+
+/// <summary>
+/// With every layer on the GPU, capture reads Q and K from device memory and the aggregation runs
+/// on the GPU; the result must still equal llama.cpp's own softmax (kq_soft_max-L, flash attention
+/// off) summed the same way, for every architecture capture allows.
+/// </summary>
+[Trait("Category", "Cuda")]
+public sealed class GpuCaptureTests : IDisposable
+{
+    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("heed-gpu-tests-");
+
+    public static TheoryData<string> Architectures => new(TinyLlama.Architectures);
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void FusedMassOnTheGpuMatchesLlamaCppsSoftmax(string architecture)
+    {
+        Assert.True(DeviceTensor.IsCudaAvailable, "this test needs a CUDA build of libheed and a CUDA device");
+        string path = Path.Combine(_folder.FullName, $"tiny-{architecture}.gguf");
+        TinyLlama.Write(path, seed: 77, architecture);
+        using LlamaModel model = LlamaModel.Load(path, new LlamaModelOptions { GpuLayers = -1 });
+        using var capture = new AttentionCapture(model, null,
+            new LlamaContextOptions
+            {
+                ContextSize = 256, BatchSize = 64, MicroBatchSize = 8, Threads = 2,
+                FlashAttention = FlashAttentionMode.Disabled,
+                KeyCacheType = KvCacheType.F32, ValueCacheType = KvCacheType.F32,
+            },
+            new AttentionCaptureOptions { ReferenceSoftmax = true });
+
+        int[] documents = model.Tokenizer.Tokenize("[1] the pass key is 48213 . remember it . [2] the quick brown fox jumps over the lazy dog .");
+        int[] query = model.Tokenizer.Tokenize(" what is the pass key ? the pass key is", addSpecial: false);
+        capture.Evaluate(documents, keepQueries: false, keepKeys: true, TestContext.Current.CancellationToken);
+        int queryStart = capture.NextPosition;
+        capture.Evaluate(query, keepQueries: true, keepKeys: true, TestContext.Current.CancellationToken);
+
+        foreach (int layer in capture.Layers)
+        {
+            float[] fused = capture.Aggregate(layer, queryStart, -1, AttentionDevice.Cuda);
+            double[] reference = capture.ReferenceMass(layer);
+            double diff = 0, norm = 0;
+            for (int j = 0; j < reference.Length; j++)
+            {
+                double ours = j < fused.Length ? fused[j] : 0.0;
+                diff += (ours - reference[j]) * (ours - reference[j]);
+                norm += reference[j] * reference[j];
+            }
+            double relative = Math.Sqrt(diff / norm);
+            Assert.True(relative < 1e-3, $"{architecture} layer {layer}: relative error {relative:E2} against llama.cpp's softmax");
+        }
+    }
+
+    public void Dispose() => _folder.Delete(recursive: true);
+}
