@@ -13,7 +13,7 @@ public static unsafe partial class GgmlNative
     public const int DeviceTypeCpu = 0, DeviceTypeGpu = 1, DeviceTypeIntegratedGpu = 2, DeviceTypeAccelerator = 3;
 
     [LibraryImport(NativeLibraryNames.Ggml, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial void ggml_backend_load_all_from_path(string directory);
+    public static partial IntPtr ggml_backend_load(string path);
 
     [LibraryImport(NativeLibraryNames.Ggml)] public static partial nuint ggml_backend_dev_count();
     [LibraryImport(NativeLibraryNames.Ggml)] public static partial IntPtr ggml_backend_dev_get(nuint index);

@@ -46,9 +46,51 @@ public static unsafe class LlamaBackend
             NativeLibraryResolver.Install();
             NativeAbiCheck.Verify();
             LlamaNative.llama_log_set(&OnLog, IntPtr.Zero);
-            GgmlNative.ggml_backend_load_all_from_path(NativeLibraryResolver.NativeDirectory);
+            LoadBackendModules(NativeLibraryResolver.NativeDirectory);
             LlamaNative.llama_backend_init();
             _initialized = true;
+        }
+    }
+
+    // ggml_backend_load_all finds modules by the file names "libggml-<backend>-*.so"; Heed's are
+    // "libheed-ggml-<backend>[-<variant>].so", so the same choice is made here: per backend the
+    // variant with the best ggml_backend_score (CPU feature levels), else the plain module. A module
+    // that does not load here (CUDA without a driver) is skipped, as ggml skips it.
+    private static void LoadBackendModules(string directory)
+    {
+        string filePrefix = "lib" + NativeLibraryNames.BackendModulePrefix;
+        string baseFile = "lib" + NativeLibraryNames.GgmlBase + ".so";
+        var modulesByBackend = Directory.EnumerateFiles(directory, filePrefix + "*.so")
+            .Where(path => Path.GetFileName(path) != baseFile)
+            .GroupBy(path => Path.GetFileNameWithoutExtension(path)[filePrefix.Length..].Split('-')[0], StringComparer.Ordinal);
+        foreach (var backend in modulesByBackend)
+        {
+            string? best = null;
+            int bestScore = 0;
+            foreach (string path in backend)
+            {
+                if (!NativeLibrary.TryLoad(path, out IntPtr module))
+                {
+                    continue;
+                }
+                if (NativeLibrary.TryGetExport(module, "ggml_backend_score", out IntPtr score))
+                {
+                    int value = ((delegate* unmanaged[Cdecl]<int>)score)();
+                    if (value > bestScore)
+                    {
+                        (best, bestScore) = (path, value);
+                    }
+                }
+                else if (best is null && Path.GetFileNameWithoutExtension(path) == filePrefix + backend.Key)
+                {
+                    best = path;
+                }
+                NativeLibrary.Free(module);
+            }
+            if (best is not null)
+            {
+                GgmlNative.ggml_backend_load(best);
+            }
         }
     }
 
