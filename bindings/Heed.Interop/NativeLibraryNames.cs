@@ -19,12 +19,6 @@ public static class NativeLibraryNames
     /// <summary>libheed-ggml-base: libggml-base, tensors, devices and backends.</summary>
     public const string GgmlBase = "heed-ggml-base";
 
-    /// <summary>
-    /// The start of a backend module's short name: "heed-ggml-cpu", "heed-ggml-cpu-haswell",
-    /// "heed-ggml-cuda". ggml's own module search looks for "libggml-" files, so Heed loads these by path.
-    /// </summary>
-    public const string BackendModulePrefix = "heed-ggml-";
-
     /// <summary>Every library, in the order the loader needs them.</summary>
     public static IReadOnlyList<string> All { get; } = [GgmlBase, Ggml, Llama, Heed];
 }

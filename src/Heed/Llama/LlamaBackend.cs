@@ -52,45 +52,15 @@ public static unsafe class LlamaBackend
         }
     }
 
-    // ggml_backend_load_all finds modules by the file names "libggml-<backend>-*.so"; Heed's are
-    // "libheed-ggml-<backend>[-<variant>].so", so the same choice is made here: per backend the
-    // variant with the best ggml_backend_score (CPU feature levels), else the plain module. A module
-    // that does not load here (CUDA without a driver) is skipped, as ggml skips it.
+    // Heed's backend modules are libheed-ggml-*.so, which ggml_backend_load_all does not look
+    // for; libheed loads them by path with ggml's rule (best CPU variant, modules that fail to open skipped).
     private static void LoadBackendModules(string directory)
     {
-        string filePrefix = "lib" + NativeLibraryNames.BackendModulePrefix;
-        string baseFile = "lib" + NativeLibraryNames.GgmlBase + ".so";
-        var modulesByBackend = Directory.EnumerateFiles(directory, filePrefix + "*.so")
-            .Where(path => Path.GetFileName(path) != baseFile)
-            .GroupBy(path => Path.GetFileNameWithoutExtension(path)[filePrefix.Length..].Split('-')[0], StringComparer.Ordinal);
-        foreach (var backend in modulesByBackend)
+        HeedError.ThrowIfFailed(HeedNative.heed_load_backend_modules(directory, out int loaded), "heed_load_backend_modules");
+        if (loaded == 0)
         {
-            string? best = null;
-            int bestScore = 0;
-            foreach (string path in backend)
-            {
-                if (!NativeLibrary.TryLoad(path, out IntPtr module))
-                {
-                    continue;
-                }
-                if (NativeLibrary.TryGetExport(module, "ggml_backend_score", out IntPtr score))
-                {
-                    int value = ((delegate* unmanaged[Cdecl]<int>)score)();
-                    if (value > bestScore)
-                    {
-                        (best, bestScore) = (path, value);
-                    }
-                }
-                else if (best is null && Path.GetFileNameWithoutExtension(path) == filePrefix + backend.Key)
-                {
-                    best = path;
-                }
-                NativeLibrary.Free(module);
-            }
-            if (best is not null)
-            {
-                GgmlNative.ggml_backend_load(best);
-            }
+            throw new HeedNativeException(
+                $"No ggml backend module (libheed-ggml-cpu*.so) loads from '{directory}'. Run ./build.sh native, or set HEED_NATIVE_DIR to the folder that holds Heed's native libraries.");
         }
     }
 
