@@ -56,10 +56,12 @@ public sealed class EngineEquivalenceTests(BothEnginesFixture engines, ITestOutp
         }
     }
 
-    [Fact]
-    public async Task IcrScoresThroughLLamaSharpEqualHeedsEngine()
+    [Theory]
+    [InlineData(KvCacheType.F32)]
+    [InlineData(KvCacheType.F16)]
+    public async Task IcrScoresThroughLLamaSharpEqualHeedsEngine(KvCacheType cache)
     {
-        var options = new InContextRerankerOptions { ContextSize = 512, ContextOptions = Context };
+        var options = new InContextRerankerOptions { ContextSize = 512, ContextOptions = Context with { KeyCacheType = cache, ValueCacheType = cache } };
         using var heed = new InContextReranker(engines.Heed, options);
         using var sharp = new InContextReranker(engines.LLamaSharp, options);
         double worst = 0;
@@ -77,7 +79,7 @@ public sealed class EngineEquivalenceTests(BothEnginesFixture engines, ITestOutp
                 worst = Math.Max(worst, Math.Abs(a - e.Score) / scale);
             }
         }
-        output.WriteLine($"ICR: max relative score difference, LLamaSharp vs Heed's engine: {worst:E2}");
+        output.WriteLine($"ICR ({cache} KV cache): max relative score difference, LLamaSharp vs Heed's engine: {worst:E2}");
         Assert.True(worst < 1e-3, $"max relative difference {worst:E2}");
     }
 

@@ -2,17 +2,15 @@ using Heed.AI;
 using Heed.Llama;
 using Heed.Rag;
 using Heed.Ranking;
-using LLama;
-using LLama.Abstractions;
-using LLama.Common;
 using Microsoft.Extensions.AI;
 using Xunit.Abstractions;
 
 namespace Heed.LLamaSharp.Tests;
 
 /// <summary>
-/// The RAG pipeline as a LLamaSharp app runs it (ICR through Heed.LLamaSharp, answers from
-/// LLamaSharp's own chat client) against the same pipeline on Heed's engine and chat client.
+/// The RAG pipeline with its reranker on LLamaSharp's model (ICR through Heed.LLamaSharp) against
+/// the same pipeline with the reranker on Heed's engine. Answers come from Heed's chat client in
+/// both, so a difference in sources or citations can only come from the engine under ICR.
 /// </summary>
 public sealed class RagThroughLLamaSharpTests(BothEnginesFixture engines, ITestOutputHelper output) : IClassFixture<BothEnginesFixture>
 {
@@ -27,7 +25,7 @@ public sealed class RagThroughLLamaSharpTests(BothEnginesFixture engines, ITestO
     ];
 
     [Fact]
-    public async Task RerankedSourcesAndCitedChunksAreTheSame()
+    public async Task SourcesAnswersAndCitedChunksAreTheSame()
     {
         string folder = Path.Combine(Path.GetTempPath(), $"heed-rag-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
@@ -40,11 +38,10 @@ public sealed class RagThroughLLamaSharpTests(BothEnginesFixture engines, ITestO
             var icr = new InContextRerankerOptions { ContextSize = 1024, ContextOptions = new LlamaContextOptions { Threads = 2 } };
             using var heedReranker = new InContextReranker(engines.Heed, icr);
             using var sharpReranker = new InContextReranker(engines.LLamaSharp, icr);
-            using IChatClient heedChat = new LlamaChatClient(engines.Heed, new LlamaContextOptions { ContextSize = 2048, Threads = 2 });
-            using IChatClient sharpChat = new StatelessExecutor(engines.Weights, new ModelParams(engines.ModelPath) { ContextSize = 2048, Threads = 2 })
-                .AsChatClient();
-            using RagPipeline heed = RagPipeline.CreateInMemory(new RagPipelineOptions { Reranker = heedReranker, ChatClient = heedChat, MaxAnswerTokens = 48 });
-            using RagPipeline sharp = RagPipeline.CreateInMemory(new RagPipelineOptions { Reranker = sharpReranker, ChatClient = sharpChat, MaxAnswerTokens = 48 });
+            using IChatClient chat = new LlamaChatClient(engines.Heed, new LlamaContextOptions { ContextSize = 2048, Threads = 2 },
+                new LlamaChatClientOptions { FallbackTemplate = "chatml" });  // heed-tiny's GGUF names no chat template
+            using RagPipeline heed = RagPipeline.CreateInMemory(new RagPipelineOptions { Reranker = heedReranker, ChatClient = chat, MaxAnswerTokens = 48 });
+            using RagPipeline sharp = RagPipeline.CreateInMemory(new RagPipelineOptions { Reranker = sharpReranker, ChatClient = chat, MaxAnswerTokens = 48 });
             await heed.IngestAsync(folder);
             await sharp.IngestAsync(folder);
 
@@ -55,7 +52,12 @@ public sealed class RagThroughLLamaSharpTests(BothEnginesFixture engines, ITestO
                 output.WriteLine($"{question}\n  Heed: {expected.Text} cites [{string.Join(",", expected.CitedNumbers)}]\n" +
                                  $"  LLamaSharp: {actual.Text} cites [{string.Join(",", actual.CitedNumbers)}]");
                 Assert.Equal(expected.Sources.Select(s => (s.SourcePath, s.Ordinal)), actual.Sources.Select(s => (s.SourcePath, s.Ordinal)));
-                Assert.NotEmpty(expected.Citations);
+                // Rerank scores agree to 1e-3 of the query's largest (the KV cache is f16 here: not bit for bit).
+                double scale = expected.Sources.Max(s => Math.Abs(s.Score));
+                Assert.All(expected.Sources.Zip(actual.Sources), p => Assert.True(Math.Abs(p.First.Score - p.Second.Score) <= 1e-3 * scale,
+                    $"{p.First.SourcePath}: {p.First.Score} vs {p.Second.Score}"));
+                // heed-tiny often cites nothing; then both must cite nothing, with the same answer.
+                Assert.Equal(expected.Text, actual.Text);
                 Assert.Equal(expected.Citations.Select(c => (c.SourcePath, c.Ordinal)), actual.Citations.Select(c => (c.SourcePath, c.Ordinal)));
             }
         }

@@ -14,7 +14,9 @@ public sealed class ReadmeSampleTests
         Assert.True(section >= 0, "README.md has no '## With LLamaSharp' section");
         int open = Array.IndexOf(readme, "```csharp", section);
         int close = Array.IndexOf(readme, "```", open + 1);
-        string[] quoted = readme[(open + 1)..close].Where(l => !l.StartsWith("using ", StringComparison.Ordinal)).SkipWhile(string.IsNullOrEmpty).ToArray();
+        // The quoted block starts with its using directives; the code after them is the sample.
+        string[] quoted = readme[(open + 1)..close]
+            .SkipWhile(l => l.Length == 0 || (l.StartsWith("using ", StringComparison.Ordinal) && !l.Contains('='))).ToArray();
 
         string[] source = File.ReadAllLines(Path.Combine(RepositoryPaths.Root, "tests", "Heed.LLamaSharp.Tests", "ReadmeSample.cs"));
         int begin = Array.FindIndex(source, l => l.Trim() == "// README begin");

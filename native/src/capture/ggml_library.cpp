@@ -2,6 +2,7 @@
 #include "ggml_library.hpp"
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <cstring>
 
@@ -26,11 +27,17 @@ struct probe_functions {
     void (*buffer_free)(ggml_backend_buffer_t);
 };
 
+// A symbol defined in the library of `handle` itself: dlsym also searches the library's
+// dependencies, and a library that merely links some ggml is not that ggml.
 template <typename F>
-bool find(void *handle, const char *symbol, F *function, const char **missing) {
-    *function = reinterpret_cast<F>(dlsym(handle, symbol));
+void find(void *handle, const char *symbol, F *function, const char **missing) {
+    void *address = dlsym(handle, symbol);
+    link_map *library = nullptr;
+    Dl_info defined{};
+    bool own = address != nullptr && dlinfo(handle, RTLD_DI_LINKMAP, &library) == 0 && dladdr(address, &defined) != 0 &&
+               defined.dli_fname != nullptr && std::strcmp(defined.dli_fname, library->l_name) == 0;
+    *function = own ? reinterpret_cast<F>(address) : nullptr;
     if (*function == nullptr && *missing == nullptr) *missing = symbol;
-    return *function != nullptr;
 }
 
 // Builds tensors with the other ggml and reads them through libheed's ggml_tensor declaration:
@@ -45,7 +52,7 @@ const char *layout_mismatch(const probe_functions &f, const ggml_library &librar
     ggml_context *ctx = f.init(params);
     if (ctx == nullptr) return "ggml_init";
     const char *mismatch = nullptr;
-    float storage[3 * 5 * 7];
+    alignas(64) float storage[3 * 5 * 7];  // ggml buffers start on a 32-byte boundary
     ggml_tensor *a = f.new_tensor_3d(ctx, GGML_TYPE_F32, 3, 5, 7);
     const int64_t ne[GGML_MAX_DIMS] = {3, 5, 7, 1};
     const size_t nb[GGML_MAX_DIMS] = {4, 12, 60, 420};
