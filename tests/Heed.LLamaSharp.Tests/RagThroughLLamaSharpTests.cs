@@ -54,6 +54,8 @@ public sealed class RagThroughLLamaSharpTests(BothEnginesFixture engines, ITestO
                 Assert.Equal(expected.Sources.Select(s => (s.SourcePath, s.Ordinal)), actual.Sources.Select(s => (s.SourcePath, s.Ordinal)));
                 // Rerank scores agree to 1e-3 of the query's largest (the KV cache is f16 here: not bit for bit).
                 double scale = expected.Sources.Max(s => Math.Abs(s.Score));
+                double worst = expected.Sources.Zip(actual.Sources).Max(p => Math.Abs(p.First.Score - p.Second.Score)) / scale;
+                output.WriteLine($"  rerank scores: max difference {worst:E2} of the largest");
                 Assert.All(expected.Sources.Zip(actual.Sources), p => Assert.True(Math.Abs(p.First.Score - p.Second.Score) <= 1e-3 * scale,
                     $"{p.First.SourcePath}: {p.First.Score} vs {p.Second.Score}"));
                 // heed-tiny often cites nothing; then both must cite nothing, with the same answer.
