@@ -24,7 +24,7 @@ public static class NativeLibraryResolver
         }
     }
 
-    /// <summary>The full path of a library by its short name, e.g. "llama" → ".../libllama.so".</summary>
+    /// <summary>The full path of a library by its short name, e.g. "heed-llama" → ".../libheed-llama.so".</summary>
     public static string PathOf(string name) => Path.Combine(NativeDirectory, FileNameOf(name));
 
     private static string FileNameOf(string name) =>

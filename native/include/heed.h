@@ -13,6 +13,7 @@
 
 #include "heed/status.h"
 #include "heed/llama_abi.h"
+#include "heed/llama_backends.h"
 #include "heed/tensor.h"
 #include "heed/linear_attention.h"
 #include "heed/kv_quant.h"

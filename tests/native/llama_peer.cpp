@@ -11,7 +11,7 @@
 
 #include <unistd.h>
 
-#include "ggml-backend.h"
+#include "heed/llama_backends.h"
 #include "llama.h"
 
 namespace {
@@ -46,7 +46,11 @@ int main(int argc, char **argv) {
 
     llama_log_set(quiet_log, nullptr);
     const char *backend_dir = std::getenv("HEED_BACKEND_DIR");
-    ggml_backend_load_all_from_path(backend_dir ? backend_dir : executable_dir().c_str());
+    int32_t backends = 0;  // Heed's modules are libheed-ggml-*.so, which ggml_backend_load_all does not look for
+    if (heed_load_backend_modules(backend_dir ? backend_dir : executable_dir().c_str(), &backends) != HEED_OK || backends == 0) {
+        std::fprintf(stderr, "no ggml backend module found\n");
+        return 1;
+    }
     llama_backend_init();
 
     llama_model_params mparams = llama_model_default_params();

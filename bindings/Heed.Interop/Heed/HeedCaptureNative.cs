@@ -25,6 +25,8 @@ public static unsafe partial class HeedCaptureNative
     [LibraryImport(Lib)] public static partial HeedStatus heed_capture_create(Options* options, out SafeHeedCaptureHandle session);
     [LibraryImport(Lib)] public static partial void heed_capture_free(IntPtr session);
     [LibraryImport(Lib)] public static partial IntPtr heed_capture_eval_callback();
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial HeedStatus heed_capture_use_ggml(SafeHeedCaptureHandle session, string ggmlBaseLibrary);
     [LibraryImport(Lib)] public static partial HeedStatus heed_capture_begin(SafeHeedCaptureHandle session, int position, int keepQueries, int keepKeys);
     [LibraryImport(Lib)] public static partial HeedStatus heed_capture_drop(SafeHeedCaptureHandle session, int p0, int p1);
     [LibraryImport(Lib)] public static partial HeedStatus heed_capture_clear(SafeHeedCaptureHandle session);

@@ -18,6 +18,8 @@ public static unsafe partial class HeedNative
     [LibraryImport(Lib)] public static partial int heed_abi_version();
     [LibraryImport(Lib)] public static partial IntPtr heed_llama_release();
     [LibraryImport(Lib)] public static partial IntPtr heed_last_error();
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial HeedStatus heed_load_backend_modules(string directory, out int loaded);
     [LibraryImport(Lib)] public static partial void heed_clear_error();
     [LibraryImport(Lib)] public static partial IntPtr heed_status_name(HeedStatus status);
     [LibraryImport(Lib)] public static partial int heed_built_with_cuda();

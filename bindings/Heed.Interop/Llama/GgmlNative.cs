@@ -4,16 +4,13 @@ namespace Heed.Interop.Llama;
 
 #pragma warning disable CS1591 // each declaration is the ggml-backend.h function of the same name
 
-/// <summary>ggml entry points: loading backend modules and listing devices.</summary>
+/// <summary>ggml entry points: listing devices.</summary>
 public static unsafe partial class GgmlNative
 {
     static GgmlNative() => NativeLibraryResolver.Install();
 
     /// <summary>ggml_backend_dev_type: CPU, GPU, integrated GPU, accelerator.</summary>
     public const int DeviceTypeCpu = 0, DeviceTypeGpu = 1, DeviceTypeIntegratedGpu = 2, DeviceTypeAccelerator = 3;
-
-    [LibraryImport(NativeLibraryNames.Ggml, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial void ggml_backend_load_all_from_path(string directory);
 
     [LibraryImport(NativeLibraryNames.Ggml)] public static partial nuint ggml_backend_dev_count();
     [LibraryImport(NativeLibraryNames.Ggml)] public static partial IntPtr ggml_backend_dev_get(nuint index);

@@ -38,6 +38,14 @@ HEED_API void heed_capture_free(heed_capture *session);
 /* The ggml_backend_sched_eval_callback to install as cb_eval, with the session as user data. */
 HEED_API void *heed_capture_eval_callback(void);
 
+/* Reads tensors with the functions of another ggml already loaded in this process, e.g. the
+ * "libggml-base.so" of LLamaSharp's llama.cpp when the session is installed as cb_eval of a
+ * context made by that llama.cpp (Heed's own ggml is libheed-ggml-base.so). The library is
+ * found among those loaded (never loaded by this call), and its ggml_tensor layout is checked
+ * against the one libheed was built for: HEED_ERR_UNSUPPORTED names the first field that differs.
+ * HEED_ERR_NOT_FOUND when no such library is loaded. */
+HEED_API heed_status heed_capture_use_ggml(heed_capture *session, const char *ggml_base_library);
+
 /* Before a decode: its first token is at `position`; keep query rows and/or key rows. */
 HEED_API heed_status heed_capture_begin(heed_capture *session, int32_t position, int32_t keep_queries,
                                         int32_t keep_keys);

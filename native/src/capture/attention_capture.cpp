@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "ggml_library.hpp"
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "heed/attention.h"
@@ -62,19 +63,22 @@ struct heed_capture {
     bool keep_queries = false, keep_keys = false;
     int32_t n_head = 0, n_head_kv = 0, head_dim = 0;
     std::vector<float> scratch;
+    heed::ggml_library ggml = heed::own_ggml_library();  // reads the tensors of the ggml that decodes
+
+    ~heed_capture() { heed::close_ggml_library(&ggml); }
 
     size_t elem() const { return store_dtype == HEED_F16 ? 2 : 4; }
 
     void append(row_store &store, const ggml_tensor *t, int32_t heads) {
         const int64_t d = t->ne[0], n = t->ne[2];
         scratch.resize(static_cast<size_t>(d * heads * n));
-        if (ggml_is_contiguous(t)) {
-            ggml_backend_tensor_get(const_cast<ggml_tensor *>(t), scratch.data(), 0, scratch.size() * sizeof(float));
+        if (ggml.is_contiguous(t)) {
+            ggml.tensor_get(t, scratch.data(), 0, scratch.size() * sizeof(float));
         } else {  // copy row by row through the tensor's strides
             for (int64_t i = 0; i < n; ++i)
                 for (int64_t h = 0; h < heads; ++h)
-                    ggml_backend_tensor_get(const_cast<ggml_tensor *>(t), scratch.data() + (i * heads + h) * d,
-                                            i * t->nb[2] + h * t->nb[1], d * sizeof(float));
+                    ggml.tensor_get(t, scratch.data() + (i * heads + h) * d, i * t->nb[2] + h * t->nb[1],
+                                    d * sizeof(float));
         }
         size_t row_bytes = static_cast<size_t>(d * heads) * elem();
         size_t old = store.data.size();
@@ -95,8 +99,7 @@ struct heed_capture {
         if (layer.reference.size() < static_cast<size_t>(n_kv)) layer.reference.resize(static_cast<size_t>(n_kv), 0.0);
         for (int64_t r = 0; r < rows; ++r) {
             int64_t i1 = r % t->ne[1], i2 = r / t->ne[1];
-            ggml_backend_tensor_get(const_cast<ggml_tensor *>(t), buffer.data(), i1 * t->nb[1] + i2 * t->nb[2],
-                                    n_kv * sizeof(float));
+            ggml.tensor_get(t, buffer.data(), i1 * t->nb[1] + i2 * t->nb[2], n_kv * sizeof(float));
             for (int64_t j = 0; j < n_kv; ++j) layer.reference[static_cast<size_t>(j)] += buffer[static_cast<size_t>(j)];
         }
     }
@@ -200,6 +203,15 @@ void heed_capture_free(heed_capture *session) { delete session; }
 
 void *heed_capture_eval_callback(void) {
     return reinterpret_cast<void *>(static_cast<ggml_backend_sched_eval_callback>(&eval_callback));
+}
+
+heed_status heed_capture_use_ggml(heed_capture *session, const char *ggml_base_library) {
+    if (heed_status s = check_session(session)) return s;
+    heed::ggml_library library{};
+    if (heed_status s = heed::open_ggml_library(ggml_base_library, &library)) return s;
+    heed::close_ggml_library(&session->ggml);
+    session->ggml = library;
+    return heed::ok();
 }
 
 heed_status heed_capture_begin(heed_capture *session, int32_t position, int32_t keep_queries, int32_t keep_keys) {

@@ -6,8 +6,9 @@ namespace Heed.Attention;
 /// <summary>
 /// A context whose decodes copy the post-RoPE queries and keys of chosen layers into libheed,
 /// and the fused aggregation over them: how much attention query tokens pay to each key token.
-/// Owns its <see cref="LlamaContext"/> (the capture hook is part of the context). One sequence,
-/// one caller at a time.
+/// Owns its context (the capture hook is part of the context), made by any
+/// <see cref="IInferenceEngine"/>: Heed's <see cref="LlamaModel"/> or another runtime's model.
+/// One sequence, one caller at a time.
 /// </summary>
 public sealed unsafe class AttentionCapture : IDisposable
 {
@@ -20,12 +21,12 @@ public sealed unsafe class AttentionCapture : IDisposable
     private bool _verified;
 
     /// <summary>Creates a capture over a new context of <paramref name="model"/>.</summary>
-    /// <param name="model">A model of a supported architecture.</param>
+    /// <param name="model">A model of a supported architecture, loaded by Heed or by another engine.</param>
     /// <param name="layers">Layers to capture (0-based); null for all.</param>
     /// <param name="contextOptions">The context; its flash attention setting is kept.</param>
     /// <param name="options">What to store.</param>
     /// <exception cref="NotSupportedException">The model's architecture is not supported.</exception>
-    public AttentionCapture(LlamaModel model, IReadOnlyList<int>? layers = null, LlamaContextOptions? contextOptions = null,
+    public AttentionCapture(IInferenceEngine model, IReadOnlyList<int>? layers = null, LlamaContextOptions? contextOptions = null,
         AttentionCaptureOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -79,6 +80,10 @@ public sealed unsafe class AttentionCapture : IDisposable
         }
         try
         {
+            if (model.GgmlLibrary is { } ggml)
+            {
+                HeedError.ThrowIfFailed(HeedCaptureNative.heed_capture_use_ggml(_session, ggml), "heed_capture_use_ggml");
+            }
             contextOptions ??= new LlamaContextOptions();
             Context = model.CreateContext(contextOptions with
             {
@@ -94,10 +99,10 @@ public sealed unsafe class AttentionCapture : IDisposable
     }
 
     /// <summary>The model.</summary>
-    public LlamaModel Model { get; }
+    public IInferenceEngine Model { get; }
 
     /// <summary>The context that decodes (sequence 0). Use <see cref="Evaluate"/> and <see cref="RemoveTokens"/> on this class to keep the capture in step.</summary>
-    public LlamaContext Context { get; }
+    public IInferenceContext Context { get; }
 
     /// <summary>The captured layers.</summary>
     public IReadOnlyList<int> Layers => _layers;
@@ -115,7 +120,7 @@ public sealed unsafe class AttentionCapture : IDisposable
         HeedError.ThrowIfFailed(HeedCaptureNative.heed_capture_begin(_session, start, keepQueries ? 1 : 0, keepKeys ? 1 : 0), "heed_capture_begin");
         try
         {
-            Context.Evaluate(tokens, 0, false, cancellationToken);
+            Context.Evaluate(tokens, cancellationToken);
         }
         catch
         {
@@ -138,7 +143,7 @@ public sealed unsafe class AttentionCapture : IDisposable
     /// <summary>Removes positions [start, end) from the context's cache and from the capture (end -1: to the end).</summary>
     public void RemoveTokens(int start, int end = -1)
     {
-        Context.RemoveTokens(0, start, end);
+        Context.RemoveTokens(start, end);
         HeedError.ThrowIfFailed(HeedCaptureNative.heed_capture_drop(_session, start, end), "heed_capture_drop");
     }
 

@@ -46,9 +46,21 @@ public static unsafe class LlamaBackend
             NativeLibraryResolver.Install();
             NativeAbiCheck.Verify();
             LlamaNative.llama_log_set(&OnLog, IntPtr.Zero);
-            GgmlNative.ggml_backend_load_all_from_path(NativeLibraryResolver.NativeDirectory);
+            LoadBackendModules(NativeLibraryResolver.NativeDirectory);
             LlamaNative.llama_backend_init();
             _initialized = true;
+        }
+    }
+
+    // Heed's backend modules are libheed-ggml-*.so, which ggml_backend_load_all does not look
+    // for; libheed loads them by path with ggml's rule (best CPU variant, modules that fail to open skipped).
+    private static void LoadBackendModules(string directory)
+    {
+        HeedError.ThrowIfFailed(HeedNative.heed_load_backend_modules(directory, out int loaded), "heed_load_backend_modules");
+        if (loaded == 0)
+        {
+            throw new HeedNativeException(
+                $"No ggml backend module (libheed-ggml-cpu*.so) loads from '{directory}'. Run ./build.sh native, or set HEED_NATIVE_DIR to the folder that holds Heed's native libraries.");
         }
     }
 

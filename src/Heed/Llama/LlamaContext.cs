@@ -11,7 +11,7 @@ namespace Heed.Llama;
 /// <see cref="InvalidOperationException"/> instead of corrupting the cache. Make one context per
 /// concurrent caller.
 /// </summary>
-public sealed unsafe class LlamaContext : IDisposable
+public sealed unsafe class LlamaContext : IInferenceContext
 {
     private readonly SafeLlamaContextHandle _handle;
     private readonly LlamaModel _model;
@@ -171,6 +171,12 @@ public sealed unsafe class LlamaContext : IDisposable
         }
     }
 
+    int IInferenceContext.NextPosition() => NextPosition();
+
+    void IInferenceContext.Evaluate(ReadOnlySpan<int> tokens, CancellationToken cancellationToken) => Evaluate(tokens, 0, false, cancellationToken);
+
+    void IInferenceContext.RemoveTokens(int start, int end) => RemoveTokens(0, start, end);
+
     /// <summary>Number of logit rows the last evaluated chunk produced (for <see cref="GetLogits"/>).</summary>
     public int LastBatchOutputs { get; private set; }
 
@@ -236,27 +242,11 @@ public sealed unsafe class LlamaContext : IDisposable
         options ??= new GenerationOptions();
         options.Validate();
         int[] tokens = _model.Tokenizer.Tokenize(prompt);
-        Decoder decoder = Encoding.UTF8.GetDecoder();
-        var text = new StopSequenceFilter(options.StopSequences);
-        await foreach (int token in GenerateTokensAsync(tokens, options, cancellationToken).ConfigureAwait(false))
+        IAsyncEnumerable<int> generated = GenerateTokensAsync(tokens, options, cancellationToken);
+        await foreach (string piece in StopSequenceFilter.TextAsync(generated, t => _model.Tokenizer.TokenToBytes(t), options.StopSequences)
+                           .ConfigureAwait(false))
         {
-            byte[] bytes = _model.Tokenizer.TokenToBytes(token);
-            char[] chars = new char[decoder.GetCharCount(bytes, flush: false)];
-            decoder.GetChars(bytes, chars, flush: false);
-            (string ready, bool stop) = text.Push(new string(chars));
-            if (ready.Length > 0)
-            {
-                yield return ready;
-            }
-            if (stop)
-            {
-                yield break;
-            }
-        }
-        string rest = text.Flush();
-        if (rest.Length > 0)
-        {
-            yield return rest;
+            yield return piece;
         }
     }
 

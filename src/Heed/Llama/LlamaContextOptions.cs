@@ -36,7 +36,7 @@ public sealed record LlamaContextOptions
     /// <summary>A ggml eval callback and its user data (attention capture installs one).</summary>
     internal (IntPtr Callback, IntPtr UserData) EvalCallback { get; init; }
 
-    internal void Validate(LlamaModel model)
+    internal void Validate(IInferenceEngine model)
     {
         if (ContextSize < 0)
         {

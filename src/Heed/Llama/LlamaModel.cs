@@ -9,7 +9,7 @@ namespace Heed.Llama;
 /// A GGUF model loaded by llama.cpp. Immutable once loaded and safe to share between threads;
 /// each <see cref="LlamaContext"/> made from it is used by one caller at a time.
 /// </summary>
-public sealed unsafe class LlamaModel : IDisposable
+public sealed unsafe class LlamaModel : IInferenceEngine, IDisposable
 {
     private readonly SafeLlamaModelHandle _handle;
     private readonly Dictionary<string, string> _metadata;
@@ -166,6 +166,12 @@ public sealed unsafe class LlamaModel : IDisposable
 
     /// <summary>Creates an inference context over this model.</summary>
     public LlamaContext CreateContext(LlamaContextOptions? options = null) => new(this, options ?? new LlamaContextOptions());
+
+    ITokenizer IInferenceEngine.Tokenizer => Tokenizer;
+
+    string? IInferenceEngine.GgmlLibrary => null;
+
+    IInferenceContext IInferenceEngine.CreateContext(LlamaContextOptions options) => CreateContext(options);
 
     internal SafeLlamaModelHandle Handle
     {

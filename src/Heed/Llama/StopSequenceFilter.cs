@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Heed.Llama;
 
 /// <summary>
@@ -7,6 +9,37 @@ namespace Heed.Llama;
 internal sealed class StopSequenceFilter(IReadOnlyList<string> stopSequences)
 {
     private string _pending = "";
+
+    /// <summary>
+    /// Generated tokens as text: whole UTF-8 characters, cut before the first stop sequence.
+    /// Each engine's generation streams through this one path.
+    /// </summary>
+    public static async IAsyncEnumerable<string> TextAsync(IAsyncEnumerable<int> tokens, Func<int, byte[]> tokenBytes,
+        IReadOnlyList<string> stopSequences)
+    {
+        Decoder decoder = Encoding.UTF8.GetDecoder();
+        var text = new StopSequenceFilter(stopSequences);
+        await foreach (int token in tokens.ConfigureAwait(false))
+        {
+            byte[] bytes = tokenBytes(token);
+            char[] chars = new char[decoder.GetCharCount(bytes, flush: false)];
+            decoder.GetChars(bytes, chars, flush: false);
+            (string ready, bool stop) = text.Push(new string(chars));
+            if (ready.Length > 0)
+            {
+                yield return ready;
+            }
+            if (stop)
+            {
+                yield break;
+            }
+        }
+        string rest = text.Flush();
+        if (rest.Length > 0)
+        {
+            yield return rest;
+        }
+    }
 
     /// <summary>Adds text; returns what is safe to emit and whether a stop sequence was reached.</summary>
     public (string Ready, bool Stop) Push(string text)

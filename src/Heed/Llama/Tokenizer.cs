@@ -4,7 +4,7 @@ using Heed.Interop.Llama;
 namespace Heed.Llama;
 
 /// <summary>The model's own tokenizer (llama.cpp's). Thread-safe; lives as long as its model.</summary>
-public sealed unsafe class Tokenizer
+public sealed unsafe class Tokenizer : ITokenizer
 {
     private readonly LlamaModel _model;
     private readonly IntPtr _vocab;

@@ -23,13 +23,13 @@ namespace Heed.Ranking;
 /// </remarks>
 public sealed class InContextReranker : IDocumentReranker, IDisposable
 {
-    private readonly LlamaModel _model;
+    private readonly IInferenceEngine _model;
     private readonly InContextRerankerOptions _options;
     private readonly AttentionCapture _capture;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
-    /// <summary>Creates a reranker with its own context over <paramref name="model"/>.</summary>
-    public InContextReranker(LlamaModel model, InContextRerankerOptions? options = null)
+    /// <summary>Creates a reranker with its own context over <paramref name="model"/> (Heed's or another engine's).</summary>
+    public InContextReranker(IInferenceEngine model, InContextRerankerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         _options = options ?? new InContextRerankerOptions();

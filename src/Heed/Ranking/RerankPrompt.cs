@@ -27,7 +27,7 @@ internal sealed class RerankPrompt
 
     public sealed record Window(int[] Tokens, IReadOnlyList<DocumentSpan> Documents);
 
-    public static RerankPrompt Build(Tokenizer tokenizer, InContextRerankerOptions options, string query,
+    public static RerankPrompt Build(ITokenizer tokenizer, InContextRerankerOptions options, string query,
         IReadOnlyList<string> documents, int contextSize)
     {
         int[] head = tokenizer.Tokenize(options.Instruction);

@@ -25,7 +25,7 @@ namespace Heed.Retrieval;
 /// </remarks>
 public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
 {
-    private readonly LlamaModel _model;
+    private readonly IInferenceEngine _model;
     private readonly InfiniteRetrieverOptions _options;
     private readonly AttentionCapture _capture;
     private readonly int _layer;
@@ -33,8 +33,8 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly int[] _calibrationTokens;
 
-    /// <summary>Creates a retriever with its own context over <paramref name="model"/>.</summary>
-    public InfiniteRetriever(LlamaModel model, InfiniteRetrieverOptions? options = null)
+    /// <summary>Creates a retriever with its own context over <paramref name="model"/> (Heed's or another engine's).</summary>
+    public InfiniteRetriever(IInferenceEngine model, InfiniteRetrieverOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         _options = options ?? new InfiniteRetrieverOptions();

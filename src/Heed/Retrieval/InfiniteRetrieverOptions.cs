@@ -45,7 +45,7 @@ public sealed record InfiniteRetrieverOptions
     /// <summary>Options of the context used for reading (ContextSize above wins).</summary>
     public LlamaContextOptions ContextOptions { get; init; } = new();
 
-    internal void Validate(LlamaModel model)
+    internal void Validate(IInferenceEngine model)
     {
         if (ContextSize is < 0 or > 0 and < 64)
         {

@@ -14,7 +14,7 @@ internal static class RetrievalLayerProbe
 {
     private const string Filler = "The package manager keeps track of installed files. The manual page lists the options of each command. ";
 
-    public static int FindLayer(LlamaModel model, string questionFormat, LlamaContextOptions contextOptions)
+    public static int FindLayer(IInferenceEngine model, string questionFormat, LlamaContextOptions contextOptions)
     {
         const int key = 50721;
         string document = string.Concat(Enumerable.Repeat(Filler, 6)) + $"The pass key is {key}. Remember it. " +

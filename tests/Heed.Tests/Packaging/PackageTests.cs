@@ -30,8 +30,8 @@ public sealed class PackageTests(TinyModelFixture fixture)
             {
                 string[] native = zip.Entries.Select(e => e.FullName).Where(n => n.StartsWith("runtimes/linux-x64/native/")).ToArray();
                 Assert.Contains("runtimes/linux-x64/native/libheed.so", native);
-                Assert.Contains("runtimes/linux-x64/native/libllama.so", native);
-                Assert.Contains("runtimes/linux-x64/native/libggml-cpu.so", native);
+                Assert.Contains("runtimes/linux-x64/native/libheed-llama.so", native);
+                Assert.Contains("runtimes/linux-x64/native/libheed-ggml-cpu.so", native);
             }
 
             string app = Path.Combine(work, "QuickStart");

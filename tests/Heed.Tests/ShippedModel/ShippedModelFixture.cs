@@ -5,9 +5,12 @@ namespace Heed.Tests.ShippedModel;
 /// <summary>models/heed-tiny.gguf, the model that ships with Heed, loaded once.</summary>
 public sealed class ShippedModelFixture : IDisposable
 {
+    /// <summary>The shipped model's file: the one place tests take it from.</summary>
+    public static string ModelFile { get; } = Path.Combine(RepositoryPaths.Root, "models", "heed-tiny.gguf");
+
     public ShippedModelFixture()
     {
-        ModelPath = Path.Combine(RepositoryPaths.Root, "models", "heed-tiny.gguf");
+        ModelPath = ModelFile;
         Model = LlamaModel.Load(ModelPath, new LlamaModelOptions { GpuLayers = TinyModelFixture.GpuLayersFromEnvironment() });
     }
 

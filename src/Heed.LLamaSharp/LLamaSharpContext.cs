@@ -1,0 +1,131 @@
+using System.Runtime.CompilerServices;
+using Heed.Llama;
+using LLama.Native;
+
+namespace Heed.LLamaSharp;
+
+/// <summary>One sequence of a LLamaSharp context as Heed's <see cref="IInferenceContext"/>.</summary>
+internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaSharpTokenizer tokenizer) : IInferenceContext
+{
+    private static readonly LLamaSeqId Sequence = LLamaSeqId.Zero;
+
+    public int ContextSize { get; } = (int)handle.ContextSize;
+
+    public int NextPosition() => handle.MemorySequenceMaxPosition(Sequence).Value + 1;
+
+    public void Evaluate(ReadOnlySpan<int> tokens, CancellationToken cancellationToken)
+    {
+        if (tokens.IsEmpty)
+        {
+            throw new ArgumentException("There are no tokens to evaluate.", nameof(tokens));
+        }
+        int start = NextPosition();
+        if (start + tokens.Length > ContextSize)
+        {
+            throw new ArgumentException(
+                $"{tokens.Length} tokens after {start} do not fit a context of {ContextSize}; remove tokens or use a larger ContextSize.",
+                nameof(tokens));
+        }
+        int chunk = (int)handle.BatchSize;
+        var batch = new LLamaBatch();
+        try
+        {
+            for (int offset = 0; offset < tokens.Length; offset += chunk)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                batch.Clear();
+                int n = Math.Min(chunk, tokens.Length - offset);
+                for (int i = offset; i < offset + n; i++)
+                {
+                    batch.Add(tokens[i], start + i, Sequence, i == tokens.Length - 1);
+                }
+                DecodeResult result = handle.Decode(batch);
+                if (result != DecodeResult.Ok)
+                {
+                    throw new HeedNativeException($"LLamaSharp's llama_decode failed: {result}.");
+                }
+            }
+        }
+        catch
+        {
+            // Leave the cache as it was before this call.
+            handle.MemorySequenceRemove(Sequence, start, -1);
+            throw;
+        }
+    }
+
+    public void RemoveTokens(int start, int end)
+    {
+        if (start < 0 || end < -1 || (end >= 0 && end < start))
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"[{start}, {end}) is not a range of positions (start >= 0, end >= start or -1).");
+        }
+        handle.MemorySequenceRemove(Sequence, start, end);
+    }
+
+    public void Clear() => handle.MemoryClear(true);
+
+    public IAsyncEnumerable<string> GenerateAsync(string prompt, GenerationOptions? options, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(prompt);
+        options ??= new GenerationOptions();
+        options.Validate();
+        int[] tokens = tokenizer.Tokenize(prompt);
+        if (tokens.Length >= ContextSize)
+        {
+            throw new ArgumentException($"The prompt is {tokens.Length} tokens; the context holds {ContextSize}.", nameof(prompt));
+        }
+        return StopSequenceFilter.TextAsync(GenerateTokensAsync(tokens, options, cancellationToken), tokenizer.TokenToBytes, options.StopSequences);
+    }
+
+    private async IAsyncEnumerable<int> GenerateTokensAsync(int[] prompt, GenerationOptions options,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using SafeLLamaSamplerChainHandle sampler = CreateSampler(options);
+        Clear();
+        await Task.Run(() => Evaluate(prompt, cancellationToken), cancellationToken).ConfigureAwait(false);
+        int[] next = new int[1];
+        for (int produced = 0; produced < options.MaxTokens; produced++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int token = (int)sampler.Sample(handle, -1);
+            if (tokenizer.IsEndOfGeneration(token))
+            {
+                yield break;
+            }
+            yield return token;
+            if (produced + 1 == options.MaxTokens || NextPosition() >= ContextSize)
+            {
+                yield break;
+            }
+            next[0] = token;
+            await Task.Run(() => Evaluate(next, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    // The same chain as Heed's own engine builds from these options.
+    private SafeLLamaSamplerChainHandle CreateSampler(GenerationOptions options)
+    {
+        SafeLLamaSamplerChainHandle chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+        if (options.RepeatPenalty != 1f || options.FrequencyPenalty != 0f || options.PresencePenalty != 0f)
+        {
+            chain.AddPenalties(options.RepeatLastN, options.RepeatPenalty, options.FrequencyPenalty, options.PresencePenalty);
+        }
+        if (options.Temperature == 0f)
+        {
+            chain.AddGreedySampler();
+            return chain;
+        }
+        if (options.TopK > 0)
+        {
+            chain.AddTopK(options.TopK);
+        }
+        chain.AddTopP(options.TopP, 1);
+        chain.AddMinP(options.MinP, 1);
+        chain.AddTemperature(options.Temperature);
+        chain.AddDistributionSampler(options.Seed ?? (uint)Random.Shared.Next());
+        return chain;
+    }
+
+    public void Dispose() => handle.Dispose();
+}

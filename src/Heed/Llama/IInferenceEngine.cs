@@ -1,0 +1,70 @@
+namespace Heed.Llama;
+
+/// <summary>
+/// A loaded model as Heed's retrieval features (ICR, InfiniRetri) use it: facts from its GGUF,
+/// its tokenizer, and contexts whose decodes an <see cref="Attention.AttentionCapture"/> watches.
+/// Two implementations: <see cref="LlamaModel"/> (Heed's own llama.cpp binding, the default) and
+/// Heed.LLamaSharp's engine over a model that LLamaSharp loaded.
+/// </summary>
+public interface IInferenceEngine
+{
+    /// <summary>GGUF general.architecture, e.g. "llama".</summary>
+    string Architecture { get; }
+
+    /// <summary>Transformer blocks.</summary>
+    int LayerCount { get; }
+
+    /// <summary>The context length the model was trained with.</summary>
+    int TrainedContextLength { get; }
+
+    /// <summary>The model's tokenizer.</summary>
+    ITokenizer Tokenizer { get; }
+
+    /// <summary>A GGUF metadata value as text, or null when absent.</summary>
+    string? GetMetadata(string key);
+
+    /// <summary>
+    /// The ggml-base library whose tensors this engine's contexts compute, by file name or soname
+    /// as loaded in this process (e.g. "libggml-base.so"); null for Heed's own. The capture reads
+    /// tensors with that library's functions.
+    /// </summary>
+    string? GgmlLibrary { get; }
+
+    /// <summary>
+    /// A context with one sequence. Sizes, threads, flash attention and cache types come from
+    /// <paramref name="options"/>; its <see cref="LlamaContextOptions.EvalCallback"/> is installed as llama.cpp's cb_eval.
+    /// </summary>
+    IInferenceContext CreateContext(LlamaContextOptions options);
+}
+
+/// <summary>One sequence's KV cache over an <see cref="IInferenceEngine"/>: decode, remove, generate.</summary>
+public interface IInferenceContext : IDisposable
+{
+    /// <summary>Tokens the KV cache holds.</summary>
+    int ContextSize { get; }
+
+    /// <summary>The position the next token takes (0 when empty).</summary>
+    int NextPosition();
+
+    /// <summary>Decodes tokens at the end of the sequence (the eval callback sees every ubatch).</summary>
+    void Evaluate(ReadOnlySpan<int> tokens, CancellationToken cancellationToken);
+
+    /// <summary>Removes positions [start, end) from the cache (end -1: to the end).</summary>
+    void RemoveTokens(int start, int end);
+
+    /// <summary>Empties the cache.</summary>
+    void Clear();
+
+    /// <summary>Streams the continuation of a prompt from an empty cache (see <see cref="LlamaContext.GenerateAsync"/>).</summary>
+    IAsyncEnumerable<string> GenerateAsync(string prompt, GenerationOptions? options, CancellationToken cancellationToken);
+}
+
+/// <summary>Text to token ids, as the retrieval features need it.</summary>
+public interface ITokenizer
+{
+    /// <summary>The beginning-of-sequence token.</summary>
+    int BeginningOfSequence { get; }
+
+    /// <summary>Token ids of a text; <paramref name="addSpecial"/> adds BOS where the model wants it.</summary>
+    int[] Tokenize(string text, bool addSpecial = true, bool parseSpecial = false);
+}
