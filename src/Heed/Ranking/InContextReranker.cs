@@ -74,20 +74,12 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
             throw new ArgumentOutOfRangeException(nameof(topK), topK, "topK must be positive (or null for all).");
         }
 
-        RerankPrompt prompt = RerankPrompt.Build(_model.Tokenizer, _options, query, documents, ContextSize);
+        RerankPrompt prompt = RerankPrompt.Build(_model, _options, query, ContextSize);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            double[] scores = new double[documents.Count];
-            foreach (RerankPrompt.Window window in prompt.Windows)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                double[] windowScores = await Task.Run(() => ScoreWindow(prompt, window, cancellationToken), cancellationToken).ConfigureAwait(false);
-                for (int i = 0; i < window.Documents.Count; i++)
-                {
-                    scores[window.Documents[i].Index] = windowScores[i];
-                }
-            }
+            double[] scores = await Task.Run(() => Score(prompt, documents, Enumerable.Range(0, documents.Count).ToArray(), cancellationToken),
+                cancellationToken).ConfigureAwait(false);
             IEnumerable<RankedDocument> ranked = scores
                 .Select((score, index) => new RankedDocument(index, documents[index], score))
                 .OrderByDescending(d => d.Score)
@@ -100,18 +92,72 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
         }
     }
 
+    // Scores documents[indices] (result in the order of indices). One window: its calibrated
+    // scores. Several windows: their scores are not on one scale (a document's score depends on
+    // what shares its window), so the best of every window, taken in turns by rank as long as
+    // they fit, are scored again together in one window (recursively, if even the best of each
+    // do not fit). Everything else follows them, shifted by the change its window's finalists saw.
+    private double[] Score(RerankPrompt prompt, IReadOnlyList<string> documents, int[] indices, CancellationToken cancellationToken)
+    {
+        List<RerankPrompt.Window> windows = prompt.Pack(documents, indices);
+        var scoreOf = new Dictionary<int, double>();
+        foreach (RerankPrompt.Window window in windows)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            double[] windowScores = ScoreWindow(prompt, window, cancellationToken);
+            for (int i = 0; i < window.Documents.Count; i++)
+            {
+                scoreOf[window.Documents[i].Index] = windowScores[i];
+            }
+        }
+        if (windows.Count > 1)
+        {
+            MergeWindows(prompt, documents, windows, scoreOf, cancellationToken);
+        }
+        return indices.Select(i => scoreOf[i]).ToArray();
+    }
+
+    private void MergeWindows(RerankPrompt prompt, IReadOnlyList<string> documents, List<RerankPrompt.Window> windows,
+        Dictionary<int, double> scoreOf, CancellationToken cancellationToken)
+    {
+        int[][] byRank = windows
+            .Select(w => w.Documents.Select(d => d.Index).OrderByDescending(i => scoreOf[i]).ThenBy(i => i).ToArray())
+            .ToArray();
+        int[] inTurns = Enumerable.Range(0, byRank.Max(w => w.Length))
+            .SelectMany(rank => byRank.Where(w => rank < w.Length).Select(w => w[rank]))
+            .ToArray();
+        int[] finalists = prompt.PackOne(documents, inTurns).Documents.Select(d => d.Index).ToArray();
+        if (finalists.Length < windows.Count)
+        {
+            finalists = byRank.Select(w => w[0]).ToArray();
+            if (finalists.Length == inTurns.Length)
+            {
+                return; // every document fills a window alone: there is nothing to score side by side
+            }
+        }
+
+        double[] finalScores = Score(prompt, documents, finalists, cancellationToken);
+        var finalScoreOf = finalists.Zip(finalScores).ToDictionary(p => p.First, p => p.Second);
+        double belowFinalists = Math.BitDecrement(finalScores.Min());
+        foreach (int[] window in byRank)
+        {
+            int[] anchors = window.Where(finalScoreOf.ContainsKey).ToArray();
+            double shift = anchors.Average(i => finalScoreOf[i] - scoreOf[i]);
+            foreach (int i in window)
+            {
+                scoreOf[i] = finalScoreOf.TryGetValue(i, out double final) ? final : Math.Min(scoreOf[i] + shift, belowFinalists);
+            }
+        }
+    }
+
     private double[] ScoreWindow(RerankPrompt prompt, RerankPrompt.Window window, CancellationToken cancellationToken)
     {
         _capture.Clear();
         _capture.Evaluate(window.Tokens, keepQueries: false, keepKeys: true, cancellationToken);
         int tailStart = _capture.NextPosition;
-
-        _capture.Evaluate(prompt.CalibrationTail, keepQueries: true, keepKeys: true, cancellationToken);
-        double[] calibration = MassPerPosition(tailStart, prompt.CalibrationTail.Length);
+        double[] calibration = TailAttention(prompt.Calibration, tailStart, cancellationToken);
         _capture.RemoveTokens(tailStart);
-
-        _capture.Evaluate(prompt.QueryTail, keepQueries: true, keepKeys: true, cancellationToken);
-        double[] attention = MassPerPosition(tailStart, prompt.QueryTail.Length);
+        double[] attention = TailAttention(prompt.Query, tailStart, cancellationToken);
         _capture.Clear();
 
         double[] scores = new double[window.Documents.Count];
@@ -123,19 +169,22 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
         return scores;
     }
 
-    // Mean over query rows of the attention each position receives, summed over layers and heads.
-    private double[] MassPerPosition(int queryStart, int queryRows)
+    // Decodes a tail after the documents; returns, per position before it, the mean over the
+    // tail's read rows of the attention the position receives, summed over layers and heads.
+    private double[] TailAttention(RerankPrompt.Tail tail, int tailStart, CancellationToken cancellationToken)
     {
-        double[] total = new double[queryStart];
+        _capture.Evaluate(tail.Tokens, keepQueries: true, keepKeys: true, cancellationToken);
+        int rowsStart = tailStart + tail.RowsStart;
+        double[] total = new double[tailStart];
         foreach (int layer in _capture.Layers)
         {
-            float[] mass = _capture.Aggregate(layer, queryStart, -1, _options.Device);
+            float[] mass = _capture.Aggregate(layer, rowsStart, -1, _options.Device);
             int[] positions = _capture.KeyPositions(layer);
             for (int j = 0; j < positions.Length; j++)
             {
-                if (positions[j] < queryStart)
+                if (positions[j] < tailStart)
                 {
-                    total[positions[j]] += mass[j] / queryRows;
+                    total[positions[j]] += mass[j] / tail.Rows;
                 }
             }
         }
