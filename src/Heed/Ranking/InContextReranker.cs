@@ -11,15 +11,34 @@ namespace Heed.Ranking;
 /// cache for N documents, never N generations.
 /// </summary>
 /// <remarks>
-/// Choices, following the authors' reference code: the query rows are the whole tail after the
-/// documents (the query instruction, "Query:" and the query) and their attention is averaged over
-/// rows, summed over layers and heads; per document token the calibrated score q − n is kept only
-/// where it is above mean − 2·std of the document's calibrated scores (drops outlier tokens such
-/// as delimiters), and the document's score is the sum over kept tokens. Documents that do not fit
-/// in one context are packed into consecutive windows, each with the same instruction and query
-/// and its own calibration, so scores stay comparable across windows. The calibration query is
-/// decoded first and the real query reuses the documents' cache after the calibration tail is
-/// removed.
+/// <para>
+/// The prompt is the instruction, the documents as "[k] text", then the query instruction,
+/// "Query:" and the query; with <see cref="InContextRerankerOptions.UseChatTemplate"/> it opens the
+/// user turn of the model's chat template when llama.cpp knows the template. BOS comes first only
+/// where the model's vocabulary adds it.
+/// </para>
+/// <para>
+/// Rows read (default): only the query's own rows, after the instruction and "Query:" that the
+/// query and the calibration query share. Those shared rows see the same tokens at the same
+/// positions in both passes, so leaving them out of both is exact cancellation; averaging them
+/// into tails of different lengths (as the authors do) leaves (1/n_query − 1/n_calibration) times
+/// their mass, which lands mostly on the last document. Per row the attention is summed over
+/// layers and heads and averaged over the rows. Per document token the calibrated value
+/// query − calibration is kept where it is above mean − 2·std (sample std) of the document's
+/// values, and the document's score is the sum of the kept values over its own tokens (its "[k]"
+/// delimiter is not scored). <see cref="InContextRerankerOptions.UsePaperConvention"/> reads the
+/// whole tail and scores the delimiter with the document, as the authors' reference code does.
+/// </para>
+/// <para>
+/// Documents that do not fit in one context are packed into consecutive windows, each with the
+/// same instruction, query and its own calibration. A score depends on what shares its window (a
+/// document alone in a window scores on another scale than among sixteen), so window scores are
+/// not merged as they are: the best documents of every window, taken in turns by rank as long as
+/// they fit, are scored again side by side in one window (recursively while even the best of each
+/// window do not fit in one), and their scores from that window lead the ranking. The others
+/// follow, each shifted by the mean change its window's finalists saw and kept below every
+/// finalist. Windows cost one more pair of passes over the finalists.
+/// </para>
 /// </remarks>
 public sealed class InContextReranker : IDocumentReranker, IDisposable
 {
