@@ -71,31 +71,44 @@ public sealed class ShippedModelRerankTests(ShippedModelFixture fixture)
         }
     }
 
-    // Sixteen passages and a seventeenth that only fits into a window of its own: the lone
-    // passage's score comes from a window unlike the others'. Whichever passage is alone, the
-    // answer must stay first.
+    // A window filled with passages and one more passage that only fits into a window of its
+    // own: the lone passage's score comes from a window unlike the others'. Whichever passage is
+    // alone (the answer or a filler), the answer must stay first.
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public async Task APassageAloneInItsWindowDoesNotChangeWhichComesFirst(bool answerAlone)
     {
         const string query = "When is the web server's certificate renewed?";
-        const string lastFiller =
+        const string mailFiller =
             "The mail server keeps messages that could not be delivered in its queue and tries again every hour for five days before it returns them to the sender.";
-        List<string> passages = [.. BackupFillers.Concat(CertificateFillers).Append(BackupAnswer).Order(StringComparer.Ordinal)];
-        passages.Insert(5, answerAlone ? lastFiller : CertificateAnswer);
-        passages.Add(answerAlone ? CertificateAnswer : lastFiller);
-        Assert.Equal(16, passages.Count - 1);
+        List<string> pool = [.. BackupFillers.Concat(CertificateFillers).Append(BackupAnswer).Order(StringComparer.Ordinal)];
+        pool.Insert(5, answerAlone ? mailFiller : CertificateAnswer);
+        string lone = answerAlone ? CertificateAnswer : mailFiller;
 
-        // A context that holds the first sixteen with the instruction and query, but not the seventeenth too.
+        // 512 tokens (llama.cpp rounds context sizes up to a multiple of 256): as many passages as
+        // fit next to the instruction and query, then the lone one, which does not fit with them.
+        using InContextReranker reranker = Create(512);
+        Assert.Equal(512, reranker.ContextSize);
         Tokenizer tokenizer = fixture.Model.Tokenizer;
-        int sixteen = passages.Take(16).Select((p, k) => tokenizer.CountTokens($"\n\n[{k + 1}] {p}")).Sum();
-        int overhead = tokenizer.CountTokens(new InContextRerankerOptions().Instruction) + 1 +
+        int room = reranker.ContextSize - 1 - tokenizer.CountTokens(new InContextRerankerOptions().Instruction) -
             tokenizer.CountTokens($"\n\n{new InContextRerankerOptions().QueryInstruction}\n\nQuery: {query}");
-        int contextSize = sixteen + overhead + 4;
-        Assert.True(tokenizer.CountTokens($"\n\n[17] {passages[16]}") > 8, "the seventeenth passage must not fit in the slack");
+        List<string> passages = [];
+        int used = 0;
+        foreach (string passage in pool)
+        {
+            int tokens = tokenizer.CountTokens($"\n\n[{passages.Count + 1}] {passage}");
+            if (used + tokens > room)
+            {
+                break;
+            }
+            passages.Add(passage);
+            used += tokens;
+        }
+        Assert.True(passages.Count >= 12, $"only {passages.Count} passages share the first window");
+        Assert.True(used + tokenizer.CountTokens($"\n\n[{passages.Count + 1}] {lone}") > room, "the lone passage must not fit with the others");
+        passages.Add(lone);
 
-        using InContextReranker reranker = Create(contextSize);
         IReadOnlyList<RankedDocument> ranked = await reranker.RerankAsync(query, passages);
         int answer = passages.IndexOf(CertificateAnswer);
         Assert.True(ranked[0].Index == answer,
@@ -104,14 +117,14 @@ public sealed class ShippedModelRerankTests(ShippedModelFixture fixture)
 
     [Theory]
     [InlineData(2048)]
-    [InlineData(384)]
+    [InlineData(512)]
     [InlineData(256)]
-    [InlineData(160)]
     public async Task WindowsOfAnySizeKeepTheAnswerFirst(int contextSize)
     {
         const string query = "When is the web server's certificate renewed?";
         string[] others = [.. BackupFillers, .. CertificateFillers, BackupAnswer];
         using InContextReranker reranker = Create(contextSize);
+        Assert.Equal(contextSize, reranker.ContextSize); // one, two and three windows
         // The answer early, in the middle and last: in different windows of the split.
         foreach (int slot in new[] { 1, others.Length / 2, others.Length })
         {
