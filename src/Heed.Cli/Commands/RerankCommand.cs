@@ -23,15 +23,22 @@ internal static class RerankCommand
         var top = new Option<int?>("--top", "-k") { Description = "Show only the best K" };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table" };
         var contextSize = new Option<int>("--context") { Description = "Tokens per window (0: the model's)", DefaultValueFactory = _ => 0 };
+        var paperConvention = new Option<bool>("--paper-convention")
+        {
+            Description = "Read attention as the ICR authors do (whole query tail, delimiters scored), for comparison with their figures",
+        };
         var command = new Command("rerank", "Rank documents by the attention a query pays them (ICR)")
         {
-            model, query, docs, top, json, contextSize, gpuLayers, verbose,
+            model, query, docs, top, json, contextSize, paperConvention, gpuLayers, verbose,
         };
         command.SetAction((parse, cancellationToken) => CliErrors.RunAsync(async () =>
         {
             List<string> documents = ReadDocuments(parse.GetValue(docs)!);
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), parse.GetValue(verbose), cancellationToken);
-            using var reranker = new InContextReranker(m, new InContextRerankerOptions { ContextSize = parse.GetValue(contextSize) });
+            using var reranker = new InContextReranker(m, new InContextRerankerOptions
+            {
+                ContextSize = parse.GetValue(contextSize), UsePaperConvention = parse.GetValue(paperConvention),
+            });
             IReadOnlyList<RankedDocument> ranked = await reranker.RerankAsync(parse.GetValue(query)!, documents, parse.GetValue(top), cancellationToken);
             if (parse.GetValue(json))
             {

@@ -11,15 +11,34 @@ namespace Heed.Ranking;
 /// cache for N documents, never N generations.
 /// </summary>
 /// <remarks>
-/// Choices, following the authors' reference code: the query rows are the whole tail after the
-/// documents (the query instruction, "Query:" and the query) and their attention is averaged over
-/// rows, summed over layers and heads; per document token the calibrated score q − n is kept only
-/// where it is above mean − 2·std of the document's calibrated scores (drops outlier tokens such
-/// as delimiters), and the document's score is the sum over kept tokens. Documents that do not fit
-/// in one context are packed into consecutive windows, each with the same instruction and query
-/// and its own calibration, so scores stay comparable across windows. The calibration query is
-/// decoded first and the real query reuses the documents' cache after the calibration tail is
-/// removed.
+/// <para>
+/// The prompt is the instruction, the documents as "[k] text", then the query instruction,
+/// "Query:" and the query; with <see cref="InContextRerankerOptions.UseChatTemplate"/> it opens the
+/// user turn of the model's chat template when llama.cpp knows the template. BOS comes first only
+/// where the model's vocabulary adds it.
+/// </para>
+/// <para>
+/// Rows read (default): only the query's own rows, after the instruction and "Query:" that the
+/// query and the calibration query share. Those shared rows see the same tokens at the same
+/// positions in both passes, so leaving them out of both is exact cancellation; averaging them
+/// into tails of different lengths (as the authors do) leaves (1/n_query − 1/n_calibration) times
+/// their mass, which lands mostly on the last document. Per row the attention is summed over
+/// layers and heads and averaged over the rows. Per document token the calibrated value
+/// query − calibration is kept where it is above mean − 2·std (sample std) of the document's
+/// values, and the document's score is the sum of the kept values over its own tokens (its "[k]"
+/// delimiter is not scored). <see cref="InContextRerankerOptions.UsePaperConvention"/> reads the
+/// whole tail and scores the delimiter with the document, as the authors' reference code does.
+/// </para>
+/// <para>
+/// Documents that do not fit in one context are packed into consecutive windows, each with the
+/// same instruction, query and its own calibration. A score depends on what shares its window (a
+/// document alone in a window scores on another scale than among sixteen), so window scores are
+/// not merged as they are: the best documents of every window, taken in turns by rank as long as
+/// they fit, are scored again side by side in one window (recursively while even the best of each
+/// window do not fit in one), and their scores from that window lead the ranking. The others
+/// follow, each shifted by the mean change its window's finalists saw and kept below every
+/// finalist. Windows cost one more pair of passes over the finalists.
+/// </para>
 /// </remarks>
 public sealed class InContextReranker : IDocumentReranker, IDisposable
 {
@@ -74,20 +93,12 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
             throw new ArgumentOutOfRangeException(nameof(topK), topK, "topK must be positive (or null for all).");
         }
 
-        RerankPrompt prompt = RerankPrompt.Build(_model.Tokenizer, _options, query, documents, ContextSize);
+        RerankPrompt prompt = RerankPrompt.Build(_model, _options, query, ContextSize);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            double[] scores = new double[documents.Count];
-            foreach (RerankPrompt.Window window in prompt.Windows)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                double[] windowScores = await Task.Run(() => ScoreWindow(prompt, window, cancellationToken), cancellationToken).ConfigureAwait(false);
-                for (int i = 0; i < window.Documents.Count; i++)
-                {
-                    scores[window.Documents[i].Index] = windowScores[i];
-                }
-            }
+            double[] scores = await Task.Run(() => Score(prompt, documents, Enumerable.Range(0, documents.Count).ToArray(), cancellationToken),
+                cancellationToken).ConfigureAwait(false);
             IEnumerable<RankedDocument> ranked = scores
                 .Select((score, index) => new RankedDocument(index, documents[index], score))
                 .OrderByDescending(d => d.Score)
@@ -100,18 +111,72 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
         }
     }
 
+    // Scores documents[indices] (result in the order of indices). One window: its calibrated
+    // scores. Several windows: their scores are not on one scale (a document's score depends on
+    // what shares its window), so the best of every window, taken in turns by rank as long as
+    // they fit, are scored again together in one window (recursively, if even the best of each
+    // do not fit). Everything else follows them, shifted by the change its window's finalists saw.
+    private double[] Score(RerankPrompt prompt, IReadOnlyList<string> documents, int[] indices, CancellationToken cancellationToken)
+    {
+        List<RerankPrompt.Window> windows = prompt.Pack(documents, indices);
+        var scoreOf = new Dictionary<int, double>();
+        foreach (RerankPrompt.Window window in windows)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            double[] windowScores = ScoreWindow(prompt, window, cancellationToken);
+            for (int i = 0; i < window.Documents.Count; i++)
+            {
+                scoreOf[window.Documents[i].Index] = windowScores[i];
+            }
+        }
+        if (windows.Count > 1)
+        {
+            MergeWindows(prompt, documents, windows, scoreOf, cancellationToken);
+        }
+        return indices.Select(i => scoreOf[i]).ToArray();
+    }
+
+    private void MergeWindows(RerankPrompt prompt, IReadOnlyList<string> documents, List<RerankPrompt.Window> windows,
+        Dictionary<int, double> scoreOf, CancellationToken cancellationToken)
+    {
+        int[][] byRank = windows
+            .Select(w => w.Documents.Select(d => d.Index).OrderByDescending(i => scoreOf[i]).ThenBy(i => i).ToArray())
+            .ToArray();
+        int[] inTurns = Enumerable.Range(0, byRank.Max(w => w.Length))
+            .SelectMany(rank => byRank.Where(w => rank < w.Length).Select(w => w[rank]))
+            .ToArray();
+        int[] finalists = prompt.PackOne(documents, inTurns).Documents.Select(d => d.Index).ToArray();
+        if (finalists.Length < windows.Count)
+        {
+            finalists = byRank.Select(w => w[0]).ToArray();
+            if (finalists.Length == inTurns.Length)
+            {
+                return; // every document fills a window alone: there is nothing to score side by side
+            }
+        }
+
+        double[] finalScores = Score(prompt, documents, finalists, cancellationToken);
+        var finalScoreOf = finalists.Zip(finalScores).ToDictionary(p => p.First, p => p.Second);
+        double belowFinalists = Math.BitDecrement(finalScores.Min());
+        foreach (int[] window in byRank)
+        {
+            int[] anchors = window.Where(finalScoreOf.ContainsKey).ToArray();
+            double shift = anchors.Average(i => finalScoreOf[i] - scoreOf[i]);
+            foreach (int i in window)
+            {
+                scoreOf[i] = finalScoreOf.TryGetValue(i, out double final) ? final : Math.Min(scoreOf[i] + shift, belowFinalists);
+            }
+        }
+    }
+
     private double[] ScoreWindow(RerankPrompt prompt, RerankPrompt.Window window, CancellationToken cancellationToken)
     {
         _capture.Clear();
         _capture.Evaluate(window.Tokens, keepQueries: false, keepKeys: true, cancellationToken);
         int tailStart = _capture.NextPosition;
-
-        _capture.Evaluate(prompt.CalibrationTail, keepQueries: true, keepKeys: true, cancellationToken);
-        double[] calibration = MassPerPosition(tailStart, prompt.CalibrationTail.Length);
+        double[] calibration = TailAttention(prompt.Calibration, tailStart, cancellationToken);
         _capture.RemoveTokens(tailStart);
-
-        _capture.Evaluate(prompt.QueryTail, keepQueries: true, keepKeys: true, cancellationToken);
-        double[] attention = MassPerPosition(tailStart, prompt.QueryTail.Length);
+        double[] attention = TailAttention(prompt.Query, tailStart, cancellationToken);
         _capture.Clear();
 
         double[] scores = new double[window.Documents.Count];
@@ -123,19 +188,22 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
         return scores;
     }
 
-    // Mean over query rows of the attention each position receives, summed over layers and heads.
-    private double[] MassPerPosition(int queryStart, int queryRows)
+    // Decodes a tail after the documents; returns, per position before it, the mean over the
+    // tail's read rows of the attention the position receives, summed over layers and heads.
+    private double[] TailAttention(RerankPrompt.Tail tail, int tailStart, CancellationToken cancellationToken)
     {
-        double[] total = new double[queryStart];
+        _capture.Evaluate(tail.Tokens, keepQueries: true, keepKeys: true, cancellationToken);
+        int rowsStart = tailStart + tail.RowsStart;
+        double[] total = new double[tailStart];
         foreach (int layer in _capture.Layers)
         {
-            float[] mass = _capture.Aggregate(layer, queryStart, -1, _options.Device);
+            float[] mass = _capture.Aggregate(layer, rowsStart, -1, _options.Device);
             int[] positions = _capture.KeyPositions(layer);
             for (int j = 0; j < positions.Length; j++)
             {
-                if (positions[j] < queryStart)
+                if (positions[j] < tailStart)
                 {
-                    total[positions[j]] += mass[j] / queryRows;
+                    total[positions[j]] += mass[j] / tail.Rows;
                 }
             }
         }

@@ -22,6 +22,21 @@ public sealed record InContextRerankerOptions
     /// <summary>The content-free query whose attention calibrates away the model's position and format bias.</summary>
     public string CalibrationQuery { get; init; } = "N/A";
 
+    /// <summary>
+    /// Read attention as the authors' reference code does, for comparison with their figures: the
+    /// query rows are the whole tail after the documents (query instruction, "Query:", the query and
+    /// the chat template's closing of the turn), and a document's span includes its "[k]" delimiter.
+    /// False (the default): Heed's corrected scoring, which reads only the rows where the query and
+    /// the calibration query differ (the rows they share cancel exactly) and only the document's own tokens.
+    /// </summary>
+    public bool UsePaperConvention { get; init; }
+
+    /// <summary>
+    /// Wrap the prompt in the model's chat template (the user turn) when the model has one that
+    /// llama.cpp recognises, as the authors do for instruct models; models without one get plain text.
+    /// </summary>
+    public bool UseChatTemplate { get; init; } = true;
+
     /// <summary>Keep Q/K rows in half precision (half the memory).</summary>
     public bool StoreHalfPrecision { get; init; } = true;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Heed.Llama;
-using Heed.Ranking;
 using Heed.Retrieval;
 
 namespace Heed.Tests.ShippedModel;
@@ -40,22 +39,6 @@ public sealed class ShippedModelTests(ShippedModelFixture fixture)
         string prompt = filler + "The pass key is 60417. Remember it. 60417 is the pass key. " + filler + "What is the pass key? The pass key is";
         string answer = string.Concat(await context.GenerateAsync(prompt, new GenerationOptions { MaxTokens = 6 }).ToListAsync());
         Assert.Contains("60417", answer);
-    }
-
-    [Fact]
-    public async Task InContextRerankingPutsTheAnsweringPassageFirst()
-    {
-        string[] passages =
-        [
-            "The apt-get command installs packages from the configured sources and resolves their dependencies.",
-            "Cron runs scheduled jobs; each line of a crontab gives the minute, hour, day, month and weekday.",
-            "The pass key of the staging server is 48213; keep it out of the repository.",
-            "The ssh client reads its per-user configuration from ~/.ssh/config before the system-wide file.",
-            "Log files rotate weekly; logrotate compresses the old ones and keeps four of them.",
-        ];
-        using var reranker = new InContextReranker(fixture.Model, new InContextRerankerOptions { ContextSize = 1024 });
-        IReadOnlyList<RankedDocument> ranked = await reranker.RerankAsync("What is the pass key of the staging server?", passages);
-        Assert.Equal(2, ranked[0].Index);
     }
 
     [Fact]
