@@ -153,6 +153,7 @@ internal static class BenchCommand
         Option<DirectoryInfo?> data = Data();
         var lengths = new Option<string>("--lengths") { Description = "Haystack lengths in tokens, comma separated", DefaultValueFactory = _ => "8192,65536" };
         var depths = new Option<string>("--depths") { Description = "Needle depths in [0,1], comma separated, taken in turn", DefaultValueFactory = _ => "0.1,0.3,0.5,0.7,0.9" };
+        var needles = new Option<int>("--needles") { Description = "Needles per length, taken in turn from each form (0: every template of the split)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var contextSize = new Option<int>("--context") { Description = "Context tokens (0: the model's)", DefaultValueFactory = _ => 0 };
         var skipPeers = new Option<bool>("--no-baseline") { Description = "Skip the peers (truncation, BM25 chunks + read)" };
@@ -163,7 +164,7 @@ internal static class BenchCommand
             "Needles of many forms in held-out prose, questions worded unlike them, distractors that share their words: " +
             "InfiniRetri vs truncation to the context vs BM25-selected chunks, found rate per length and form")
         {
-            model, split, data, lengths, depths, seed, contextSize, skipPeers, topK, cacheTokens, layer, gpuLayers,
+            model, split, data, lengths, depths, needles, seed, contextSize, skipPeers, topK, cacheTokens, layer, gpuLayers,
         };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
@@ -179,6 +180,13 @@ internal static class BenchCommand
             }
             HeldOutData heldOut = HeldOutData.Open(parse.GetValue(data), parse.GetValue(split)!);
             IReadOnlyList<NeedleTemplate> templates = heldOut.LoadNeedles();
+            if (parse.GetValue(needles) != 0)
+            {
+                // One of each form in turn, so that a short run still covers every form.
+                int take = Positive(parse.GetValue(needles), "--needles");
+                templates = templates.Select((t, i) => (t, Turn: templates.Take(i).Count(u => u.Form == t.Form)))
+                    .OrderBy(x => x.Turn).Select(x => x.t).Take(take).ToList();
+            }
             IReadOnlyList<string> prose = heldOut.LoadParagraphs();
             bool withPeers = !parse.GetValue(skipPeers);
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
