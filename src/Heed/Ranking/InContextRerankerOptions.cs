@@ -28,9 +28,6 @@ public sealed record InContextRerankerOptions
     /// <summary>Where the aggregation runs.</summary>
     public AttentionDevice Device { get; init; } = AttentionDevice.Cpu;
 
-    /// <summary>Temporary shim (evalbench branch only, no effect): the ICR branch adds the real option.</summary>
-    public bool UsePaperConvention { get; init; }
-
     /// <summary>Options for the context the reranker decodes with (ContextSize above wins).</summary>
     public LlamaContextOptions ContextOptions { get; init; } = new();
 
