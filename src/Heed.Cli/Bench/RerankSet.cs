@@ -1,9 +1,9 @@
 namespace Heed.Cli.Bench;
 
 /// <summary>
-/// A synthetic re-ranking set: made-up entities with one fact each; a query asks for one
-/// entity's fact, and exactly one passage answers it. The distractors share the wording, so
-/// the task is telling which passage is about the asked entity. Deterministic per seed.
+/// Synthetic documents for the RAG load bench: made-up entities with one fact each; a query asks
+/// for one entity's fact, and exactly one passage answers it. Deterministic per seed. (Quality is
+/// measured on the held-out set instead: this one is lexical, BM25 answers it perfectly.)
 /// </summary>
 internal static class RerankSet
 {
@@ -45,18 +45,5 @@ internal static class RerankSet
         }
         name[0] = char.ToUpperInvariant(name[0]);
         return new string(name);
-    }
-
-    /// <summary>nDCG@k with one relevant passage: 1/log2(rank + 1) if it is within the top k, else 0.</summary>
-    public static double Ndcg(IReadOnlyList<int> ranking, int relevant, int k)
-    {
-        for (int i = 0; i < Math.Min(k, ranking.Count); i++)
-        {
-            if (ranking[i] == relevant)
-            {
-                return 1.0 / Math.Log2(i + 2);
-            }
-        }
-        return 0;
     }
 }

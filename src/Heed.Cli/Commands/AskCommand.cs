@@ -28,10 +28,7 @@ internal static class AskCommand
         command.SetAction((parse, cancellationToken) => CliErrors.RunAsync(async () =>
         {
             FileInfo document = parse.GetValue(file)!;
-            if (!document.Exists)
-            {
-                throw new FileNotFoundException($"Document '{document.FullName}' does not exist.", document.FullName);
-            }
+            CommonOptions.RequireFile(document, "Document");
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), parse.GetValue(verbose), cancellationToken);
             using var retriever = new InfiniteRetriever(m, new InfiniteRetrieverOptions { ContextSize = parse.GetValue(contextSize), Layer = parse.GetValue(layer) });
             string q = parse.GetValue(question)!;

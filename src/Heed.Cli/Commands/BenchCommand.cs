@@ -1,12 +1,10 @@
 using System.CommandLine;
-using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using Heed.Cli.Bench;
 using Heed.Llama;
-using Heed.Ranking;
 using Heed.Retrieval;
 using Spectre.Console;
-using Heed.Search;
 
 namespace Heed.Cli.Commands;
 
@@ -47,7 +45,7 @@ internal static class BenchCommand
             {
                 table.AddRow(r.Mode, $"{r.Answered}/{r.Requests}", r.P50Ms.ToString("F1"), r.P95Ms.ToString("F1"), r.MaxMs.ToString("F1"), (r.Requests / r.Seconds).ToString("F1"));
             }
-            AnsiConsole.MarkupLine($"[bold]rag[/]: {n} concurrent searches, {Markup.Escape(m.Description)}");
+            AnsiConsole.MarkupLine($"[bold]rag[/]: {n} concurrent searches, {Markup.Escape(ModelLabel(m))}");
             AnsiConsole.Write(table);
             return results.All(r => r.Answered == r.Requests) ? 0 : 1;
         }));
@@ -79,77 +77,59 @@ internal static class BenchCommand
     {
         Option<FileInfo> model = CommonOptions.Model();
         Option<int> gpuLayers = CommonOptions.GpuLayers();
-        var cases = new Option<int>("--cases") { Description = "Queries", DefaultValueFactory = _ => 20 };
-        var passages = new Option<int>("--passages") { Description = "Passages per query", DefaultValueFactory = _ => 10 };
-        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
+        Option<string> split = Split();
+        Option<DirectoryInfo?> data = Data();
+        var cases = new Option<int>("--cases") { Description = "Questions to rank (0: all of the split)", DefaultValueFactory = _ => 0 };
+        var passages = new Option<int>("--passages") { Description = "Passages per question, the answer among them (0: all the set has)", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the random order", DefaultValueFactory = _ => 1 };
         var contextSize = new Option<int>("--context") { Description = "Context tokens (0: the model's)", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Also print the figures as JSON" };
-        var command = new Command("rerank", "ICR vs the generative listwise baseline (and BM25, random) on a synthetic set")
+        var command = new Command("rerank",
+            "Re-ranking on held-out documentation passages with hand-written paraphrased questions and BM25-mined hard negatives: " +
+            "ICR (both conventions), BM25, dense embeddings, listwise generation and random, nDCG@10 and top-1")
         {
-            model, cases, passages, seed, contextSize, gpuLayers, json,
+            model, split, data, cases, passages, seed, contextSize, gpuLayers, json,
         };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            int n = Positive(parse.GetValue(cases), "--cases"), p = Positive(parse.GetValue(passages), "--passages");
-            IReadOnlyList<RerankSet.Case> set = RerankSet.Build(n, p, parse.GetValue(seed));
+            IReadOnlyList<HeldOutData.RerankCase> set = HeldOutData.Open(parse.GetValue(data), parse.GetValue(split)!).LoadRerankCases();
+            int fewest = set.Min(c => c.Passages.Count);
+            int p = parse.GetValue(passages) == 0 ? fewest : parse.GetValue(passages);
+            if (p < 2 || p > fewest)
+            {
+                throw new ArgumentException($"--passages must be between 2 and {fewest} (the passages each held-out question has), got {parse.GetValue(passages)}.");
+            }
+            int n = parse.GetValue(cases) == 0 ? set.Count : Positive(parse.GetValue(cases), "--cases");
+            set = set.Take(n).Select(c => Shorten(c, p)).ToList();
+            n = set.Count;
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
             int context = parse.GetValue(contextSize) > 0 ? parse.GetValue(contextSize) : m.TrainedContextLength;
-            using var icr = new InContextReranker(m, new InContextRerankerOptions { ContextSize = context });
-            using var listwise = new ListwiseReranker(m, context);
-            var random = new Random(parse.GetValue(seed));
-            var scores = new Dictionary<string, (double Ndcg, int Top1, double Ms)>
+            using var bench = new RerankBench(m, context, parse.GetValue(seed));
+            var totals = RerankBench.Methods.ToDictionary(name => name, _ => (Ndcg: 0.0, Top1: 0, Ms: 0.0));
+            for (int i = 0; i < n; i++)
             {
-                ["ICR"] = default, ["listwise"] = default, ["BM25"] = default, ["random"] = default,
-            };
-            int agreeTop1 = 0;
-            double tau = 0;
-            await AnsiConsole.Progress().StartAsync(async ctx =>
-            {
-                ProgressTask task = ctx.AddTask("ranking", maxValue: n);
-                foreach (RerankSet.Case c in set)
+                foreach (RerankBench.Ranking r in await bench.RankAsync(set[i].Query, set[i].Passages, ct))
                 {
-                    var clock = Stopwatch.StartNew();
-                    int[] icrOrder = (await icr.RerankAsync(c.Query, c.Passages, null, ct)).Select(r => r.Index).ToArray();
-                    double icrMs = clock.Elapsed.TotalMilliseconds;
-                    clock.Restart();
-                    int[] listOrder = (await listwise.RankAsync(c.Query, c.Passages, ct)).ToArray();
-                    double listMs = clock.Elapsed.TotalMilliseconds;
-                    clock.Restart();
-                    int[] bm25Order = new Bm25Index(c.Passages).Search(c.Query, c.Passages.Count).Select(h => h.Document).ToArray();
-                    bm25Order = [.. bm25Order, .. Enumerable.Range(0, c.Passages.Count).Except(bm25Order)];
-                    double bm25Ms = clock.Elapsed.TotalMilliseconds;
-                    int[] randomOrder = Enumerable.Range(0, c.Passages.Count).OrderBy(_ => random.Next()).ToArray();
-                    Add("ICR", icrOrder, icrMs);
-                    Add("listwise", listOrder, listMs);
-                    Add("BM25", bm25Order, bm25Ms);
-                    Add("random", randomOrder, 0);
-                    agreeTop1 += icrOrder[0] == listOrder[0] ? 1 : 0;
-                    tau += KendallTau(icrOrder, listOrder);
-                    task.Increment(1);
-
-                    void Add(string name, int[] order, double ms)
-                    {
-                        var s = scores[name];
-                        scores[name] = (s.Ndcg + RerankSet.Ndcg(order, c.Relevant, 10), s.Top1 + (order[0] == c.Relevant ? 1 : 0), s.Ms + ms);
-                    }
+                    var t = totals[r.Method];
+                    totals[r.Method] = (t.Ndcg + RerankBench.Ndcg(r.Order, set[i].Relevant, 10), t.Top1 + (r.Order[0] == set[i].Relevant ? 1 : 0), t.Ms + r.Milliseconds);
                 }
-            });
-            double icrMean = scores["ICR"].Ms / n;
-            var table = new Table().AddColumn("method").AddColumn("nDCG@10").AddColumn("top-1").AddColumn("ms / query").AddColumn("time vs ICR");
-            foreach ((string name, var s) in scores)
-            {
-                double ms = s.Ms / n;
-                table.AddRow(name, (s.Ndcg / n).ToString("F3"), $"{100.0 * s.Top1 / n:F0}%", name == "random" ? "-" : ms.ToString("F1"),
-                    name is "random" ? "-" : $"{ms / icrMean:F2}x");
+                Console.Error.WriteLine($"rerank: {i + 1}/{n} questions ranked");
             }
-            AnsiConsole.MarkupLine($"[bold]rerank[/]: {n} queries x {p} passages, {Markup.Escape(m.Description)}, context {context}, " +
-                                   $"{(parse.GetValue(gpuLayers) != 0 && LlamaBackend.HasGpu ? "GPU" : "CPU")}");
+            double icrMs = totals[RerankBench.Icr].Ms;
+            var table = new Table().AddColumn("method").AddColumn("nDCG@10").AddColumn("top-1").AddColumn("ms / question").AddColumn("time vs ICR");
+            foreach ((string name, var t) in totals)
+            {
+                bool timed = name != RerankBench.RandomOrder;
+                table.AddRow(Markup.Escape(name), (t.Ndcg / n).ToString("F3"), $"{100.0 * t.Top1 / n:F0}% ({t.Top1}/{n})",
+                    timed ? (t.Ms / n).ToString("F1") : "-", timed ? $"{t.Ms / icrMs:F2}x" : "-");
+            }
+            AnsiConsole.MarkupLine($"[bold]rerank[/]: {Markup.Escape(CommandLine())}");
+            AnsiConsole.MarkupLine($"{n} held-out questions ({parse.GetValue(split)} split) x {p} passages, {Markup.Escape(ModelLabel(m))}, context {context}, " +
+                                   $"{Device(parse.GetValue(gpuLayers))}");
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine($"ICR vs listwise: top-1 agreement {100.0 * agreeTop1 / n:F0}%, mean Kendall tau {tau / n:F2}; " +
-                                   $"listwise/ICR latency ratio {scores["listwise"].Ms / scores["ICR"].Ms:F2}");
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(scores.ToDictionary(kv => kv.Key,
+                Console.WriteLine(JsonSerializer.Serialize(totals.ToDictionary(kv => kv.Key,
                     kv => new { ndcg10 = kv.Value.Ndcg / n, top1 = (double)kv.Value.Top1 / n, ms = kv.Value.Ms / n })));
             }
             return 0;
@@ -157,137 +137,154 @@ internal static class BenchCommand
         return command;
     }
 
+    // The answer and the first p - 1 other passages, in the set's order.
+    private static HeldOutData.RerankCase Shorten(HeldOutData.RerankCase c, int p)
+    {
+        List<int> kept = [c.Relevant, .. Enumerable.Range(0, c.Passages.Count).Where(i => i != c.Relevant).Take(p - 1)];
+        kept.Sort();
+        return new HeldOutData.RerankCase(c.Query, kept.Select(i => c.Passages[i]).ToArray(), kept.IndexOf(c.Relevant));
+    }
+
     private static Command Needle()
     {
         Option<FileInfo> model = CommonOptions.Model();
         Option<int> gpuLayers = CommonOptions.GpuLayers();
-        var lengths = new Option<string>("--lengths") { Description = "Document lengths in tokens, comma separated", DefaultValueFactory = _ => "4096,16384" };
-        var depths = new Option<string>("--depths") { Description = "Needle depths in [0,1], comma separated", DefaultValueFactory = _ => "0.1,0.3,0.5,0.7,0.9" };
+        Option<string> split = Split();
+        Option<DirectoryInfo?> data = Data();
+        var lengths = new Option<string>("--lengths") { Description = "Haystack lengths in tokens, comma separated", DefaultValueFactory = _ => "8192,65536" };
+        var depths = new Option<string>("--depths") { Description = "Needle depths in [0,1], comma separated, taken in turn", DefaultValueFactory = _ => "0.1,0.3,0.5,0.7,0.9" };
+        var needles = new Option<int>("--needles") { Description = "Needles per length, taken in turn from each form (0: every template of the split)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var contextSize = new Option<int>("--context") { Description = "Context tokens (0: the model's)", DefaultValueFactory = _ => 0 };
-        var skipBaseline = new Option<bool>("--no-baseline") { Description = "Skip the truncation baseline" };
+        var skipPeers = new Option<bool>("--no-baseline") { Description = "Skip the peers (truncation, BM25 chunks + read)" };
         var topK = new Option<int>("--top-k") { Description = "InfiniRetri: tokens ranked per chunk", DefaultValueFactory = _ => new InfiniteRetrieverOptions().TopKTokens };
         var cacheTokens = new Option<int>("--cache-tokens") { Description = "InfiniRetri: cache budget (0: a quarter of the context)", DefaultValueFactory = _ => 0 };
         var layer = new Option<int>("--layer") { Description = "InfiniRetri: scoring layer (-1: probed)", DefaultValueFactory = _ => -1 };
-        var command = new Command("needle", "InfiniRetri vs truncation to the context on a passkey grid (lengths x depths)")
+        var command = new Command("needle",
+            "Needles of many forms in held-out prose, questions worded unlike them, distractors that share their words: " +
+            "InfiniRetri vs truncation to the context vs BM25-selected chunks, found rate per length and form")
         {
-            model, lengths, depths, seed, contextSize, skipBaseline, topK, cacheTokens, layer, gpuLayers,
+            model, split, data, lengths, depths, needles, seed, contextSize, skipPeers, topK, cacheTokens, layer, gpuLayers,
         };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            int[] tokenLengths = ParseList(parse.GetValue(lengths)!, int.Parse, "--lengths");
-            double[] depthList = ParseList(parse.GetValue(depths)!, s => double.Parse(s, System.Globalization.CultureInfo.InvariantCulture), "--depths");
-            if (tokenLengths.Any(l => l < 256) || depthList.Any(d => d is < 0 or > 1))
+            int[] tokenLengths = ParseList(parse.GetValue(lengths)!, s => int.Parse(s, CultureInfo.InvariantCulture), "--lengths");
+            double[] depthList = ParseList(parse.GetValue(depths)!, s => double.Parse(s, CultureInfo.InvariantCulture), "--depths");
+            if (tokenLengths.Any(l => l is < 256 or > MaxHaystackTokens))
             {
-                throw new ArgumentException("Lengths must be at least 256 tokens and depths within [0, 1].");
+                throw new ArgumentException($"--lengths must be between 256 and {MaxHaystackTokens:N0} tokens, got '{parse.GetValue(lengths)}'.");
             }
+            if (depthList.Any(d => d is not (>= 0 and <= 1)))
+            {
+                throw new ArgumentException($"--depths must be numbers within [0, 1], got '{parse.GetValue(depths)}'.");
+            }
+            HeldOutData heldOut = HeldOutData.Open(parse.GetValue(data), parse.GetValue(split)!);
+            IReadOnlyList<NeedleTemplate> templates = heldOut.LoadNeedles();
+            if (parse.GetValue(needles) != 0)
+            {
+                // One of each form in turn, so that a short run still covers every form.
+                int take = Positive(parse.GetValue(needles), "--needles");
+                templates = templates.Select((t, i) => (t, Turn: templates.Take(i).Count(u => u.Form == t.Form)))
+                    .OrderBy(x => x.Turn).Select(x => x.t).Take(take).ToList();
+            }
+            IReadOnlyList<string> prose = heldOut.LoadParagraphs();
+            bool withPeers = !parse.GetValue(skipPeers);
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
             int context = parse.GetValue(contextSize) > 0 ? parse.GetValue(contextSize) : m.TrainedContextLength;
             using var retriever = new InfiniteRetriever(m, new InfiniteRetrieverOptions
             {
                 ContextSize = context, TopKTokens = parse.GetValue(topK), CacheTokens = parse.GetValue(cacheTokens), Layer = parse.GetValue(layer),
             });
-            using LlamaContext plain = m.CreateContext(new LlamaContextOptions { ContextSize = context });
-            string sample = Haystack.Build(20_000, 0.5, 12345, 0);
+            using var bench = new NeedleBench(m, retriever, context);
+            string sample = string.Join("\n\n", prose.Take(400));
             double charsPerToken = (double)sample.Length / m.Tokenizer.CountTokens(sample);
             var random = new Random(parse.GetValue(seed));
-            var rows = new List<(int Length, int InfiniHits, int TruncHits, double InfiniTps, double TruncTps, int Cells)>();
-            await AnsiConsole.Progress().StartAsync(async ctx =>
+            // (length, form) -> method -> (found, cases, seconds)
+            var cells = new Dictionary<(int Length, string Form), Dictionary<string, (int Found, int Cases, double Seconds)>>();
+            foreach (int length in tokenLengths)
             {
-                ProgressTask task = ctx.AddTask("needles", maxValue: tokenLengths.Length * depthList.Length);
-                foreach (int length in tokenLengths)
+                for (int i = 0; i < templates.Count; i++)
                 {
-                    int infiniHits = 0, truncHits = 0;
-                    double infiniSeconds = 0, truncSeconds = 0, tokens = 0;
-                    foreach (double depth in depthList)
+                    Needle needle = templates[i].Fill(random);
+                    List<string> haystack = NeedleBench.BuildHaystack(prose, (long)(length * charsPerToken), needle, depthList[i % depthList.Length], random);
+                    IReadOnlyList<NeedleBench.Outcome> outcomes = await bench.RunAsync(needle, haystack, withPeers, ct);
+                    foreach (NeedleBench.Outcome o in outcomes)
                     {
-                        int key = random.Next(10_000, 100_000);
-                        string document = Haystack.Build((int)(length * charsPerToken), depth, key, random.Next());
-                        tokens += length;
-                        var clock = Stopwatch.StartNew();
-                        RetrievalResult found = await retriever.RetrieveAsync(Haystack.Question, document, null, ct);
-                        string answer = await retriever.AnswerFromEvidenceAsync(Haystack.Question, found, ct);
-                        infiniSeconds += clock.Elapsed.TotalSeconds;
-                        infiniHits += answer.Contains(key.ToString()) ? 1 : 0;
-                        if (!parse.GetValue(skipBaseline))
+                        foreach (string form in new[] { AllForms, needle.Template.Form })
                         {
-                            clock.Restart();
-                            truncHits += (await Truncated(plain, m, document, context, ct)).Contains(key.ToString()) ? 1 : 0;
-                            truncSeconds += clock.Elapsed.TotalSeconds;
+                            var byMethod = cells.TryGetValue((length, form), out var found) ? found : cells[(length, form)] = [];
+                            var c = byMethod.GetValueOrDefault(o.Method);
+                            byMethod[o.Method] = (c.Found + (o.Found ? 1 : 0), c.Cases + 1, c.Seconds + o.Seconds);
                         }
-                        task.Increment(1);
                     }
-                    rows.Add((length, infiniHits, truncHits, tokens / infiniSeconds, truncSeconds > 0 ? tokens / truncSeconds : 0, depthList.Length));
+                    Console.Error.WriteLine($"needle: {length:N0} tokens, {i + 1}/{templates.Count} ({needle.Template.Form}): " +
+                                            string.Join(", ", outcomes.Select(o => $"{o.Method} {(o.Found ? "found" : "missed")} in {o.Seconds:F1} s")));
                 }
-            });
-            AnsiConsole.MarkupLine($"[bold]needle[/]: {Markup.Escape(m.Description)}, context {context}, layer {retriever.Layer}, depths {string.Join(",", depthList)}, " +
-                                   $"{(parse.GetValue(gpuLayers) != 0 && LlamaBackend.HasGpu ? "GPU" : "CPU")}");
-            var table = new Table().AddColumn("tokens").AddColumn("InfiniRetri").AddColumn("truncation").AddColumn("InfiniRetri tok/s").AddColumn("truncation tok/s");
-            foreach (var r in rows)
-            {
-                table.AddRow($"{r.Length:N0}", $"{100.0 * r.InfiniHits / r.Cells:F0}%",
-                    parse.GetValue(skipBaseline) ? "-" : $"{100.0 * r.TruncHits / r.Cells:F0}%",
-                    $"{r.InfiniTps:N0}", parse.GetValue(skipBaseline) ? "-" : $"{r.TruncTps:N0}");
             }
+            string[] methods = withPeers ? NeedleBench.Methods : [NeedleBench.InfiniRetri];
+            var table = new Table().AddColumn("tokens").AddColumn("needle form");
+            foreach (string method in methods)
+            {
+                table.AddColumn($"{Markup.Escape(method)} found");
+            }
+            table.AddColumn("InfiniRetri tok/s");
+            foreach (((int length, string form), var byMethod) in cells)
+            {
+                var infini = byMethod[NeedleBench.InfiniRetri];
+                table.AddRow([form == AllForms ? $"{length:N0}" : "", form == AllForms ? "[bold]all[/]" : form,
+                    .. methods.Select(method => $"{100.0 * byMethod[method].Found / byMethod[method].Cases:F0}% ({byMethod[method].Found}/{byMethod[method].Cases})"),
+                    form == AllForms ? $"{(double)length * infini.Cases / infini.Seconds:N0}" : ""]);
+            }
+            AnsiConsole.MarkupLine($"[bold]needle[/]: {Markup.Escape(CommandLine())}");
+            AnsiConsole.MarkupLine($"{templates.Count} needles per length ({parse.GetValue(split)} split), {Markup.Escape(ModelLabel(m))}, context {context}, " +
+                                   $"InfiniRetri layer {retriever.Layer}, depths {string.Join(",", depthList)}, {Device(parse.GetValue(gpuLayers))}");
             AnsiConsole.Write(table);
             return 0;
         }));
         return command;
     }
 
-    // The baseline: keep the document's first tokens that fit, then ask.
-    private static async Task<string> Truncated(LlamaContext context, LlamaModel model, string document, int contextSize, CancellationToken ct)
+    private const string AllForms = "";
+
+    // 16M tokens of haystack is about 64 MB of text; beyond that the bench would only measure memory.
+    private const int MaxHaystackTokens = 16 * 1024 * 1024;
+
+    private static Option<string> Split() => new("--split")
     {
-        int[] question = model.Tokenizer.Tokenize($"\nQuestion: {Haystack.Question}\nAnswer:", addSpecial: false);
-        int[] doc = model.Tokenizer.Tokenize(document);
-        int keep = Math.Max(1, contextSize - question.Length - 24);
-        int[] prompt = [.. doc.Take(keep), .. question];
-        var answer = new List<int>();
-        await foreach (int token in context.GenerateTokensAsync(prompt, new GenerationOptions { MaxTokens = 16 }, ct))
-        {
-            answer.Add(token);
-        }
-        return model.Tokenizer.Detokenize([.. answer]);
+        Description = "Held-out split: dev (for choosing settings) or test (for reporting)",
+        DefaultValueFactory = _ => "test",
+    };
+
+    private static Option<DirectoryInfo?> Data() => new("--data")
+    {
+        Description = "The held-out data folder (default: models/heldout above the working directory)",
+    };
+
+    private static string CommandLine() => "heed " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+
+    private static string Device(int gpuLayers) => gpuLayers != 0 && LlamaBackend.HasGpu ? "GPU" : "CPU";
+
+    /// <summary>The file name and parameter count (llama.cpp's description says "?B" for sizes it has no name for).</summary>
+    private static string ModelLabel(LlamaModel model)
+    {
+        double p = model.ParameterCount;
+        string size = p >= 1e9 ? $"{p / 1e9:F1}B" : p >= 1e6 ? $"{p / 1e6:F1}M" : $"{p / 1e3:F0}K";
+        return $"{Path.GetFileName(model.Path)} ({model.Architecture}, {size} parameters)";
     }
 
     private static T[] ParseList<T>(string text, Func<string, T> parse, string option)
     {
         try
         {
-            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(parse).ToArray();
+            T[] values = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(parse).ToArray();
+            return values.Length > 0 ? values : throw new FormatException();
         }
-        catch (FormatException)
+        catch (Exception e) when (e is FormatException or OverflowException)
         {
-            throw new ArgumentException($"{option} must be a comma-separated list of numbers, got '{text}'.");
+            throw new ArgumentException($"{option} must be a comma-separated list of numbers in range, got '{text}'.");
         }
     }
 
     private static int Positive(int value, string option) =>
         value > 0 ? value : throw new ArgumentException($"{option} must be positive, got {value}.");
-
-    private static double KendallTau(int[] a, int[] b)
-    {
-        int n = a.Length;
-        int[] rankB = new int[n];
-        for (int i = 0; i < n; i++)
-        {
-            rankB[b[i]] = i;
-        }
-        int concordant = 0, discordant = 0;
-        for (int i = 0; i < n; i++)
-        {
-            for (int j = i + 1; j < n; j++)
-            {
-                if (rankB[a[i]] < rankB[a[j]])
-                {
-                    concordant++;
-                }
-                else
-                {
-                    discordant++;
-                }
-            }
-        }
-        return n < 2 ? 1 : (double)(concordant - discordant) / (n * (n - 1) / 2);
-    }
 }

@@ -17,7 +17,8 @@ internal static class CliErrors
             return 130;
         }
         catch (Exception e) when (e is ArgumentException or FileNotFoundException or HeedModelFormatException
-                                       or HeedNativeException or DllNotFoundException or InvalidOperationException)
+                                       or HeedNativeException or DllNotFoundException or InvalidOperationException
+                                       or NotSupportedException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

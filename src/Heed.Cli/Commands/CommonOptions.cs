@@ -21,4 +21,17 @@ internal static class CommonOptions
     {
         Description = "Show llama.cpp's log",
     };
+
+    /// <summary>Throws one clear error when <paramref name="file"/> is a folder or missing.</summary>
+    public static void RequireFile(FileInfo file, string what, string hint = "")
+    {
+        if (Directory.Exists(file.FullName))
+        {
+            throw new ArgumentException($"{what} '{file.FullName}' is a directory; pass a file.");
+        }
+        if (!file.Exists)
+        {
+            throw new FileNotFoundException($"{what} '{file.FullName}' does not exist.{hint}", file.FullName);
+        }
+    }
 }

@@ -60,10 +60,7 @@ internal static class RerankCommand
 
     internal static List<string> ReadDocuments(FileInfo file)
     {
-        if (!file.Exists)
-        {
-            throw new FileNotFoundException($"Documents file '{file.FullName}' does not exist.", file.FullName);
-        }
+        CommonOptions.RequireFile(file, "Documents file");
         var documents = new List<string>();
         int lineNumber = 0;
         foreach (string line in File.ReadLines(file.FullName))
@@ -77,10 +74,12 @@ internal static class RerankCommand
             {
                 using JsonDocument parsed = JsonDocument.Parse(line);
                 JsonElement root = parsed.RootElement;
-                string? text = root.ValueKind == JsonValueKind.String ? root.GetString()
-                    : root.ValueKind == JsonValueKind.Object && root.TryGetProperty("text", out JsonElement t) ? t.GetString()
-                    : null;
-                documents.Add(text ?? throw new ArgumentException($"{file.Name} line {lineNumber}: expected a JSON string or an object with a \"text\" string."));
+                JsonElement text = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("text", out JsonElement t) ? t : root;
+                if (text.ValueKind != JsonValueKind.String)
+                {
+                    throw new ArgumentException($"{file.Name} line {lineNumber}: expected a JSON string or an object with a \"text\" string.");
+                }
+                documents.Add(text.GetString()!);
             }
             catch (JsonException e)
             {

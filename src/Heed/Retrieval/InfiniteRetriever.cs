@@ -123,11 +123,13 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         // The tail ends where an answer would begin, so the question rows look for the answer.
         int[] questionTokens = _model.Tokenizer.Tokenize(string.Format(QuestionFormat, question.Trim()), addSpecial: false);
         int chunkBudget = ContextSize - 1 - _cacheBudget - Math.Max(questionTokens.Length, _calibrationTokens.Length);
-        if (chunkBudget < 32)
+        // A chunk must hold the longest sentence piece next to a full cache, or reading fails partway through.
+        int needed = Math.Max(32, _options.MaxSentenceTokens);
+        if (chunkBudget < needed)
         {
             throw new ArgumentException(
                 $"The question takes {questionTokens.Length} tokens; with a {_cacheBudget}-token cache that leaves {Math.Max(chunkBudget, 0)} " +
-                $"tokens of a {ContextSize}-token context for the document (32 needed). Shorten the question or use a larger ContextSize.",
+                $"tokens of a {ContextSize}-token context for the document ({needed} needed). Shorten the question or use a larger ContextSize.",
                 nameof(question));
         }
 
