@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Heed.Text;
-using Heed.Rag;
 
 namespace Heed.Storage;
 
