@@ -77,7 +77,10 @@ public sealed partial class PostgresProcessTests(PostgresCluster cluster)
             while (await PostgresCluster.ScalarAsync<long>(connection,
                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0)
             {
-                Assert.False(ingest.HasExited, $"the ingest ended before it blocked: {await ingest.StandardError.ReadToEndAsync()}");
+                if (ingest.HasExited)
+                {
+                    Assert.Fail($"the ingest ended ({ingest.ExitCode}) before it blocked: {await ingest.StandardError.ReadToEndAsync()}");
+                }
                 await Task.Delay(20, cts.Token);
             }
             ingest.Kill(); // SIGKILL: no cleanup runs in the client
