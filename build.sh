@@ -21,6 +21,8 @@ setup() {
   command -v git >/dev/null || need+=(git)
   command -v npm >/dev/null || need+=(nodejs npm)
   [[ -f /usr/include/gtest/gtest.h ]] || need+=(libgtest-dev)
+  [[ -x /usr/lib/postgresql/15/bin/initdb ]] || need+=(postgresql-15)
+  [[ -x /usr/lib/postgresql/15/bin/pg_config ]] && [[ -d /usr/include/postgresql/15/server ]] || need+=(postgresql-server-dev-15)
   if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
       echo "missing: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
@@ -35,6 +37,31 @@ setup() {
     echo "the .NET 10 SDK is needed (dotnet on PATH); install it, then run ./build.sh again" >&2
     exit 1
   fi
+  pgvector
+}
+
+# pgvector for the PostgreSQL store's tests, built from the vendored source with PGXS.
+pgvector() {
+  local pg_config=/usr/lib/postgresql/15/bin/pg_config tarball="$root/../shared/vendor/pgvector-0.8.6.tar.gz"
+  [[ -f "$($pg_config --sharedir)/extension/vector.control" ]] && return 0
+  if [[ ! -f "$tarball" ]]; then
+    echo "pgvector is not installed and its source is missing (expected $tarball)" >&2
+    exit 1
+  fi
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "pgvector is not installed; run ./build.sh setup as root to build it from $tarball" >&2
+    exit 1
+  fi
+  say "building pgvector 0.8.6 from the vendored source"
+  local work
+  work="$(mktemp -d)"
+  tar -xzf "$tarball" -C "$work"
+  # OPTFLAGS="" keeps -march=native out: the extension must load on any x86-64 host.
+  if ! make -C "$work"/pgvector-* PG_CONFIG="$pg_config" OPTFLAGS="" -j "$jobs" >"$root/artifacts/pgvector-build.log" 2>&1 ||
+     ! make -C "$work"/pgvector-* PG_CONFIG="$pg_config" install >>"$root/artifacts/pgvector-build.log" 2>&1; then
+    tail -n 30 "$root/artifacts/pgvector-build.log" >&2; rm -rf "$work"; exit 1
+  fi
+  rm -rf "$work"
 }
 
 native() {

@@ -30,14 +30,20 @@ internal static class BenchCommand
         var documents = new Option<int>("--documents") { Description = "Files in the knowledge base", DefaultValueFactory = _ => 100 };
         var candidates = new Option<int>("--candidates") { Description = "Candidates re-ranked per search", DefaultValueFactory = _ => 8 };
         var contextSize = new Option<int>("--context") { Description = "ICR context tokens", DefaultValueFactory = _ => 1024 };
-        var command = new Command("rag", "Concurrent searches against one knowledge base and model: all answered, p50/p95")
+        var postgres = new Option<string?>("--postgres") { Description = "Instead: PostgreSQL against the embedded index at --chunks chunks (a connection string)" };
+        var chunks = new Option<int>("--chunks") { Description = "Chunks in the knowledge base, with --postgres", DefaultValueFactory = _ => 10_000 };
+        var command = new Command("rag", "Concurrent searches against one knowledge base and model: all answered, p50/p95; or, with --postgres, the stores at scale")
         {
-            model, requests, documents, candidates, contextSize, gpuLayers,
+            model, requests, documents, candidates, contextSize, postgres, chunks, gpuLayers,
         };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             int n = Positive(parse.GetValue(requests), "--requests");
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
+            if (parse.GetValue(postgres) is { } connectionString)
+            {
+                return await RagScaleTableAsync(m, connectionString, Positive(parse.GetValue(chunks), "--chunks"), n, Positive(parse.GetValue(candidates), "--candidates"), ct);
+            }
             IReadOnlyList<RagLoadBench.Result> results = await RagLoadBench.RunAsync(m, n, Positive(parse.GetValue(documents), "--documents"),
                 Positive(parse.GetValue(candidates), "--candidates"), parse.GetValue(contextSize), ct);
             var table = new Table().AddColumn("search").AddColumn("answered").AddColumn("p50 ms").AddColumn("p95 ms").AddColumn("max ms").AddColumn("requests/s");
@@ -50,6 +56,22 @@ internal static class BenchCommand
             return results.All(r => r.Answered == r.Requests) ? 0 : 1;
         }));
         return command;
+    }
+
+    private static async Task<int> RagScaleTableAsync(LlamaModel m, string connectionString, int chunks, int queries, int candidates, CancellationToken ct)
+    {
+        IReadOnlyList<RagScaleBench.Row> rows = await RagScaleBench.RunAsync(m, connectionString, chunks, queries, Math.Min(queries, 50), candidates, ct);
+        var table = new Table().AddColumn("store").AddColumn("chunks").AddColumn("ingest s").AddColumn("chunks/s").AddColumn("search p50 ms")
+            .AddColumn("p95 ms").AddColumn("+ICR p50 ms").AddColumn("+ICR p95 ms").AddColumn("marker found");
+        foreach (RagScaleBench.Row r in rows)
+        {
+            table.AddRow(r.Store, r.Chunks.ToString(), r.IngestSeconds.ToString("F1"), (r.Chunks / r.IngestSeconds).ToString("F0"), r.P50Ms.ToString("F1"),
+                r.P95Ms.ToString("F1"), r.RerankP50Ms.ToString("F1"), r.RerankP95Ms.ToString("F1"), $"{r.Found}/{queries}");
+        }
+        AnsiConsole.MarkupLine($"[bold]rag --postgres[/]: {queries} searches one at a time (+ICR: the first {Math.Min(queries, 50)}), {Markup.Escape(m.Description)}");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"PostgreSQL / embedded: ingest {rows[1].IngestSeconds / rows[0].IngestSeconds:F2}x the time, search p50 {rows[1].P50Ms / rows[0].P50Ms:F2}x");
+        return 0;
     }
 
     private static Command Kernels()

@@ -6,13 +6,16 @@ using Heed.Ranking;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
+using Heed.Storage;
+using Heed.Storage.Postgres;
 using Heed.Text;
 
 namespace Heed.Cli.Commands;
 
 /// <summary>
 /// `heed rag ingest DIR --index I`, `heed rag search "Q" --index I` and `heed rag ask "Q" --index I --model M`:
-/// retrieval-augmented generation over a folder of .txt, .md and .html files.
+/// retrieval-augmented generation over a folder of .txt, .md and .html files. `--postgres CONNSTR` instead of
+/// `--index` keeps the knowledge base in PostgreSQL with pgvector, shared by every process that uses the database.
 /// </summary>
 internal static class RagCommand
 {
@@ -23,10 +26,15 @@ internal static class RagCommand
         Ask(),
     };
 
-    private static Option<FileInfo> Index() => new("--index", "-i")
+    private static Option<FileInfo?> Index() => new("--index", "-i")
     {
-        Description = "The index file (created on first ingest), e.g. docs.heedindex",
-        Required = true,
+        Description = "The index file (created on first ingest), e.g. docs.heedindex; or use --postgres",
+    };
+
+    private static Option<string?> Postgres() => new("--postgres")
+    {
+        Description = "Keep the knowledge base in PostgreSQL (with pgvector) instead of an index file: an Npgsql connection string, " +
+                      "e.g. \"Host=db;Database=heed;Username=app\" (the password can come from ~/.pgpass)",
     };
 
     private static Option<bool> Embed() => new("--embed")
@@ -37,7 +45,8 @@ internal static class RagCommand
     private static Command Ingest()
     {
         var directory = new Argument<DirectoryInfo>("directory") { Description = "The folder of .txt, .md and .html files (searched recursively)" };
-        Option<FileInfo> index = Index();
+        Option<FileInfo?> index = Index();
+        Option<string?> postgres = Postgres();
         var model = new Option<FileInfo?>("--model", "-m") { Description = "A GGUF model whose tokenizer counts chunk tokens (default: an estimate); needed for --embed" };
         Option<bool> embed = Embed();
         var maxTokens = new Option<int>("--chunk-tokens") { Description = "Most tokens per chunk", DefaultValueFactory = _ => 256 };
@@ -46,7 +55,7 @@ internal static class RagCommand
         Option<bool> verbose = CommonOptions.Verbose();
         var command = new Command("ingest", "Add a folder to the index; changed files are re-indexed, deleted ones removed, unchanged ones skipped")
         {
-            directory, index, model, embed, maxTokens, overlap, gpuLayers, verbose,
+            directory, index, postgres, model, embed, maxTokens, overlap, gpuLayers, verbose,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(async () =>
         {
@@ -67,7 +76,7 @@ internal static class RagCommand
                 EmbeddingGenerator = embeddings,
                 Logger = logs.CreateLogger("heed.rag"),
             };
-            using RagPipeline rag = await OpenAsync(parse.GetValue(index)!, options, cancellationToken);
+            using RagPipeline rag = await OpenAsync(parse.GetValue(index), parse.GetValue(postgres), options, cancellationToken);
             IngestResult result = Console.IsOutputRedirected || Console.IsErrorRedirected
                 ? await rag.IngestAsync(folder.FullName, null, cancellationToken)
                 : await IngestWithProgressAsync(rag, folder, cancellationToken);
@@ -84,7 +93,8 @@ internal static class RagCommand
     private static Command Search()
     {
         var query = new Argument<string>("query") { Description = "What to look for" };
-        Option<FileInfo> index = Index();
+        Option<FileInfo?> index = Index();
+        Option<string?> postgres = Postgres();
         var top = new Option<int>("--top", "-k") { Description = "How many passages", DefaultValueFactory = _ => 5 };
         var model = new Option<FileInfo?>("--model", "-m") { Description = "A GGUF model, for --embed or --rerank" };
         Option<bool> embed = Embed();
@@ -93,7 +103,7 @@ internal static class RagCommand
         Option<bool> verbose = CommonOptions.Verbose();
         var command = new Command("search", "Show the passages that best match a query, with their sources")
         {
-            query, index, top, model, embed, rerank, gpuLayers, verbose,
+            query, index, postgres, top, model, embed, rerank, gpuLayers, verbose,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(async () =>
         {
@@ -106,11 +116,12 @@ internal static class RagCommand
             using LlamaEmbeddingGenerator? embeddings = parse.GetValue(embed) ? new LlamaEmbeddingGenerator(m!) : null;
             using InContextReranker? reranker = parse.GetValue(rerank) ? new InContextReranker(m!) : null;
             var options = new RagPipelineOptions { EmbeddingGenerator = embeddings, Reranker = reranker, Logger = logs.CreateLogger("heed.rag") };
-            using RagPipeline rag = await OpenAsync(parse.GetValue(index)!, options, cancellationToken);
+            using RagPipeline rag = await OpenAsync(parse.GetValue(index), parse.GetValue(postgres), options, cancellationToken);
             IReadOnlyList<SearchHit> hits = await rag.SearchAsync(parse.GetValue(query)!, parse.GetValue(top), cancellationToken);
             if (hits.Count == 0)
             {
-                Console.WriteLine(rag.ChunkCount == 0 ? "The index is empty; run `heed rag ingest <folder> --index <file>` first." : "No passage matches.");
+                Console.WriteLine(await rag.Store.CountChunksAsync(cancellationToken) == 0
+                    ? $"The knowledge base {rag.Store.Location} is empty; run `heed rag ingest <folder>` on it first." : "No passage matches.");
                 return 0;
             }
             var table = new Table().AddColumn("#").AddColumn("score").AddColumn("source").AddColumn("passage");
@@ -128,7 +139,8 @@ internal static class RagCommand
     private static Command Ask()
     {
         var question = new Argument<string>("question") { Description = "The question" };
-        Option<FileInfo> index = Index();
+        Option<FileInfo?> index = Index();
+        Option<string?> postgres = Postgres();
         Option<FileInfo> model = CommonOptions.Model();
         Option<bool> embed = Embed();
         var rerank = new Option<bool>("--rerank") { Description = "Re-rank the candidates by the model's attention (in-context re-ranking)" };
@@ -140,7 +152,7 @@ internal static class RagCommand
         Option<bool> verbose = CommonOptions.Verbose();
         var command = new Command("ask", "Answer a question from the indexed documents, citing them as [1], [2], ...")
         {
-            question, index, model, embed, rerank, sources, maxTokens, contextSize, template, gpuLayers, verbose,
+            question, index, postgres, model, embed, rerank, sources, maxTokens, contextSize, template, gpuLayers, verbose,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(async () =>
         {
@@ -160,10 +172,10 @@ internal static class RagCommand
                 MaxAnswerTokens = parse.GetValue(maxTokens),
                 Logger = logs.CreateLogger("heed.rag"),
             };
-            using RagPipeline rag = await OpenAsync(parse.GetValue(index)!, options, cancellationToken);
-            if (rag.ChunkCount == 0)
+            using RagPipeline rag = await OpenAsync(parse.GetValue(index), parse.GetValue(postgres), options, cancellationToken);
+            if (await rag.Store.CountChunksAsync(cancellationToken) == 0)
             {
-                throw new InvalidOperationException($"The index {rag.IndexPath} is empty; run `heed rag ingest <folder> --index {rag.IndexPath}` first.");
+                throw new InvalidOperationException($"The knowledge base {rag.Store.Location} is empty; run `heed rag ingest <folder>` on it first.");
             }
             RagAnswer answer = await rag.AskAsync(parse.GetValue(question)!, cancellationToken);
             Console.WriteLine(answer.Text.Trim());
@@ -189,16 +201,25 @@ internal static class RagCommand
         {
             return await body();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) // corrupt index, missing folder, failed save
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException // corrupt index, missing folder, failed save
+                                       or HeedStoreException or Npgsql.NpgsqlException) // database unreachable, without pgvector, newer schema
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
     });
 
-    private static async Task<RagPipeline> OpenAsync(FileInfo index, RagPipelineOptions options, CancellationToken cancellationToken)
+    private static async Task<RagPipeline> OpenAsync(FileInfo? index, string? postgres, RagPipelineOptions options, CancellationToken cancellationToken)
     {
-        RagPipeline rag = await RagPipeline.OpenAsync(index.FullName, options, cancellationToken);
+        if ((index is null) == (postgres is null))
+        {
+            throw new ArgumentException("Say where the knowledge base is: --index <file> or --postgres <connection string> (one of them).");
+        }
+        if (postgres is not null)
+        {
+            return RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(postgres, options.Logger, cancellationToken), options);
+        }
+        RagPipeline rag = await RagPipeline.OpenAsync(index!.FullName, options, cancellationToken);
         if (rag.RecoveredFromBackup)
         {
             AnsiConsole.MarkupLine($"[yellow]The index {Markup.Escape(index.FullName)} was damaged; using its last good copy (.bak). " +

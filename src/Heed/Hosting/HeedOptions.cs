@@ -30,8 +30,14 @@ public sealed class HeedOptions
     /// <summary>Folders ingest_documents (and ask_long_document with a path) may read; nothing else is read.</summary>
     public IList<string> AllowedRoots { get; set; } = [];
 
-    /// <summary>Where the knowledge base keeps its index; null keeps it in memory.</summary>
+    /// <summary>Where the knowledge base keeps its index; null keeps it in memory. Ignored when <see cref="KnowledgeStore"/> is set.</summary>
     public string? IndexPath { get; set; }
+
+    /// <summary>
+    /// Opens another store for the knowledge base (e.g. <c>UsePostgres(connectionString)</c> from Heed.Storage.Postgres);
+    /// null: the embedded index (<see cref="IndexPath"/>). Called once, on first use, with the logger factory.
+    /// </summary>
+    public Func<Microsoft.Extensions.Logging.ILoggerFactory, CancellationToken, Task<Heed.Storage.IKnowledgeStore>>? KnowledgeStore { get; set; }
 
     /// <summary>A llama.cpp chat template name ("chatml", "llama3", ...) for models without a usable template.</summary>
     public string? FallbackChatTemplate { get; set; }

@@ -69,7 +69,7 @@ public static class HeedServiceCollectionExtensions
         }));
         services.TryAddSingleton<ILongContextRetriever>(sp => sp.GetRequiredService<InfiniteRetriever>());
 
-        // RAG: BM25 + embeddings, reranked by attention, answered by the chat client; file-backed with IndexPath.
+        // RAG: BM25 + embeddings, reranked by attention, answered by the chat client; file-backed with IndexPath, or another store.
         services.TryAddSingleton(sp =>
         {
             HeedOptions o = Options(sp);
@@ -82,6 +82,12 @@ public static class HeedServiceCollectionExtensions
                 ChatClient = sp.GetRequiredService<IChatClient>(),
                 Logger = Loggers(sp).CreateLogger<RagPipeline>(),
             };
+            if (o.KnowledgeStore is { } open)
+            {
+                return RagPipeline.Create(sp.GetRequiredService<HeedResilience>()
+                    .ExecuteStoreAsync(async token => await open(Loggers(sp), token).ConfigureAwait(false))
+                    .AsTask().GetAwaiter().GetResult(), rag);
+            }
             return o.IndexPath is null
                 ? RagPipeline.CreateInMemory(rag)
                 : sp.GetRequiredService<HeedResilience>()

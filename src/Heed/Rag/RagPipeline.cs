@@ -2,50 +2,42 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Heed.Text;
-using Heed.Search;
 using Heed.Storage;
 
 namespace Heed.Rag;
 
 /// <summary>
 /// Retrieval-augmented generation end to end: ingest a folder of .txt/.md/.html files into sentence-aware chunks,
-/// index them (BM25 always, embeddings when a generator is given), search (reciprocal-rank fusion, then the optional
-/// reranker) and answer with numbered citations. The index lives in memory and, when opened on a path, in one
-/// crash-safe file that is rewritten after each ingest.
-/// Thread-safe: searches read an immutable snapshot without waiting; ingests run one at a time and swap in a new
-/// snapshot when done, so a concurrent search sees the index before or after an ingest, never half of one.
+/// keep them in a store (the embedded file index by default, or any <see cref="IKnowledgeStore"/> such as PostgreSQL),
+/// search (keywords fused by reciprocal rank with embeddings when a generator is given, then the optional reranker)
+/// and answer with numbered citations. Thread-safe: what a concurrent search sees of an ingest is the store's
+/// business (the embedded store: all of it or none; PostgreSQL: whole files).
 /// </summary>
 public sealed class RagPipeline : IDisposable
 {
     private readonly RagPipelineOptions _options;
-    private readonly ILogger _logger;
-    private readonly Bm25Tokenizer _tokenizer;
-    private readonly TextChunker _chunker;
-    private readonly DocumentLoader _loader;
-    private readonly string _chunking;
-    private readonly ChunkEmbedder? _embedder;
-    private readonly IndexFileStore? _store;
-    private readonly SemaphoreSlim _ingestLock = new(1, 1);
-    private volatile IndexSnapshot _snapshot;
+    private readonly IKnowledgeStore _store;
+    private readonly bool _ownsStore;
+    private readonly FolderIngest _ingest;
+    private readonly ChunkEmbeddings? _embeddings;
     private volatile bool _disposed;
 
-    private RagPipeline(RagPipelineOptions options, IndexFileStore? store, IndexFileContents? contents)
+    private RagPipeline(RagPipelineOptions options, IKnowledgeStore store, bool ownsStore)
     {
         _options = options;
-        _logger = options.Logger ?? NullLogger.Instance;
-        _tokenizer = new Bm25Tokenizer(options.StopWords);
-        _chunker = new TextChunker(options.TokenCounter ?? ApproximateTokenCounter.Count, options.Chunking);
-        _chunking = $"max {options.Chunking.MaxTokens} tokens, overlap {options.Chunking.OverlapSentences} sentence(s), " +
-                    $"{(options.TokenCounter is null ? "approximate" : options.TokenCounterName ?? "custom")} token counter";
-        _loader = new DocumentLoader(_logger);
-        _embedder = options.EmbeddingGenerator is null ? null : new ChunkEmbedder(options.EmbeddingGenerator, options.EmbeddingBatchSize, _logger);
         _store = store;
-        _snapshot = contents is null ? IndexSnapshot.Empty(_tokenizer) : new IndexSnapshot(contents, _tokenizer);
+        _ownsStore = ownsStore;
+        ILogger logger = options.Logger ?? NullLogger.Instance;
+        var chunker = new TextChunker(options.TokenCounter ?? ApproximateTokenCounter.Count, options.Chunking);
+        string chunking = $"max {options.Chunking.MaxTokens} tokens, overlap {options.Chunking.OverlapSentences} sentence(s), " +
+                          $"{(options.TokenCounter is null ? "approximate" : options.TokenCounterName ?? "custom")} token counter";
+        _ingest = new FolderIngest(chunker, new DocumentLoader(logger), chunking, logger);
+        _embeddings = options.EmbeddingGenerator is null ? null : new ChunkEmbeddings(options.EmbeddingGenerator, options.EmbeddingBatchSize);
     }
 
     /// <summary>
-    /// Opens the index at <paramref name="indexPath"/> (created by the first ingest if it does not exist). A corrupt
-    /// or missing file falls back to "&lt;indexPath&gt;.bak", the last good copy, with a warning and
+    /// Opens the embedded index at <paramref name="indexPath"/> (created by the first ingest if it does not exist). A
+    /// corrupt or missing file falls back to "&lt;indexPath&gt;.bak", the last good copy, with a warning and
     /// <see cref="RecoveredFromBackup"/> set.
     /// </summary>
     /// <param name="indexPath">The index file, e.g. "docs.heedindex".</param>
@@ -63,12 +55,8 @@ public sealed class RagPipeline : IDisposable
             throw new ArgumentException($"{fullPath} is a folder; the index is one file, e.g. {Path.Combine(fullPath, "index.heed")}.", nameof(indexPath));
         }
         cancellationToken.ThrowIfCancellationRequested();
-        return Task.Run(() =>
-        {
-            var store = new IndexFileStore(fullPath, options.Logger ?? NullLogger.Instance);
-            IndexFileContents? contents = store.Load(options.FallBackToBackup);
-            return new RagPipeline(options, store, contents);
-        }, cancellationToken);
+        return Task.Run(() => new RagPipeline(options,
+            EmbeddedKnowledgeStore.Open(fullPath, options.FallBackToBackup, options.StopWords, options.Logger), ownsStore: true), cancellationToken);
     }
 
     /// <summary>A pipeline whose index lives only in memory.</summary>
@@ -76,29 +64,50 @@ public sealed class RagPipeline : IDisposable
     {
         options ??= new RagPipelineOptions();
         options.Validate();
-        return new RagPipeline(options, null, null);
+        return new RagPipeline(options, EmbeddedKnowledgeStore.CreateInMemory(options.StopWords, options.Logger), ownsStore: true);
     }
 
-    /// <summary>The index file, or null for an in-memory pipeline.</summary>
-    public string? IndexPath => _store?.Path;
+    /// <summary>A pipeline over any store, e.g. PostgreSQL's.</summary>
+    /// <param name="store">The store.</param>
+    /// <param name="options">Chunking, retrieval and answering; null uses the defaults. <see cref="RagPipelineOptions.StopWords"/>
+    /// and <see cref="RagPipelineOptions.FallBackToBackup"/> are the embedded store's and have no effect here.</param>
+    /// <param name="ownsStore">Whether disposing the pipeline disposes the store.</param>
+    public static RagPipeline Create(IKnowledgeStore store, RagPipelineOptions? options = null, bool ownsStore = true)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        options ??= new RagPipelineOptions();
+        options.Validate();
+        return new RagPipeline(options, store, ownsStore);
+    }
 
-    /// <summary>Whether opening used the .bak copy because the index file was corrupt or missing.</summary>
-    public bool RecoveredFromBackup => _store?.RecoveredFromBackup ?? false;
+    /// <summary>The store the pipeline keeps its chunks in.</summary>
+    public IKnowledgeStore Store => _store;
 
-    /// <summary>The indexed files, in path order.</summary>
-    public IReadOnlyList<IndexedFile> Files => _snapshot.FileView;
+    /// <summary>The embedded index file, or null (in memory, or another store).</summary>
+    public string? IndexPath => Embedded?.IndexPath;
 
-    /// <summary>Every chunk, grouped by file in path order.</summary>
-    public IReadOnlyList<TextChunk> Chunks => _snapshot.ChunkView;
+    /// <summary>Whether opening used the .bak copy because the embedded index file was corrupt or missing.</summary>
+    public bool RecoveredFromBackup => Embedded?.RecoveredFromBackup ?? false;
 
-    /// <summary>How many chunks the index holds.</summary>
-    public int ChunkCount => _snapshot.Chunks.Length;
+    /// <summary>The indexed files of the embedded store, in path order (for another store: <see cref="IKnowledgeStore.GetFilesAsync"/>).</summary>
+    /// <exception cref="NotSupportedException">The store is not the embedded one.</exception>
+    public IReadOnlyList<IndexedFile> Files => RequireEmbedded().Files;
+
+    /// <summary>Every chunk of the embedded store, grouped by file in path order.</summary>
+    /// <exception cref="NotSupportedException">The store is not the embedded one.</exception>
+    public IReadOnlyList<TextChunk> Chunks => RequireEmbedded().Chunks;
+
+    /// <summary>How many chunks the embedded store holds (for another store: <see cref="IKnowledgeStore.CountChunksAsync"/>).</summary>
+    /// <exception cref="NotSupportedException">The store is not the embedded one.</exception>
+    public int ChunkCount => RequireEmbedded().Chunks.Count;
+
+    private EmbeddedKnowledgeStore? Embedded => _store as EmbeddedKnowledgeStore;
 
     /// <summary>
     /// Brings the index up to date with a folder (recursively; hidden files left out): new files are added, changed
     /// ones (size or last-write time differ and the SHA-256 differs) re-indexed, deleted ones removed, unchanged ones
-    /// skipped. Binary files are skipped with a reason. Either the whole ingest is applied (and saved) or, when it is
-    /// cancelled or fails, none of it.
+    /// skipped. Binary files are skipped with a reason. In the embedded store either the whole ingest is applied (and
+    /// saved) or, when it is cancelled or fails, none of it; in PostgreSQL each file is committed whole as it is read.
     /// </summary>
     /// <param name="directory">The folder to index.</param>
     /// <param name="progress">Receives progress per file and every few hundred chunks.</param>
@@ -117,15 +126,11 @@ public sealed class RagPipeline : IDisposable
         {
             throw new DirectoryNotFoundException($"No folder at {root}; give the folder that holds your .txt, .md and .html files.");
         }
-        await _ingestLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        return await Task.Run(async () =>
         {
-            return await Task.Run(() => IngestLockedAsync(root, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _ingestLock.Release();
-        }
+            await using IKnowledgeStoreWriter writer = await _store.BeginIngestAsync(_embeddings, cancellationToken).ConfigureAwait(false);
+            return await _ingest.RunAsync(writer, root, _store.IsStoreFile, progress, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -145,51 +150,28 @@ public sealed class RagPipeline : IDisposable
         }
         ObjectDisposedException.ThrowIf(_disposed, this);
         cancellationToken.ThrowIfCancellationRequested();
-        IndexSnapshot snapshot = _snapshot;
-        if (snapshot.Chunks.Length == 0)
+        int candidates = Math.Max(topK, _options.CandidateCount);
+        QueryEmbedding? embedding = _embeddings is null ? null : new QueryEmbedding(_embeddings.ModelId,
+            token => _embeddings.Generator.GenerateVectorAsync(query, cancellationToken: token));
+        IReadOnlyList<StoreHit> order = await _store.SearchAsync(query, embedding, candidates, cancellationToken).ConfigureAwait(false);
+        if (order.Count == 0)
         {
             return [];
         }
-        int candidates = Math.Max(topK, _options.CandidateCount);
-        IReadOnlyList<Bm25Hit> lexical = snapshot.Lexical.Search(query, candidates);
-        var lexicalScores = lexical.ToDictionary(h => h.Document, h => h.Score);
-        Dictionary<int, double>? denseScores = null;
-        List<(int Chunk, double Score)> order;
-        if (_options.EmbeddingGenerator is { } generator && DenseUsable(snapshot, generator))
+        if (_options.Reranker is not { } reranker)
         {
-            ReadOnlyMemory<float> queryVector = await generator.GenerateVectorAsync(query, cancellationToken: cancellationToken).ConfigureAwait(false);
-            List<(int Index, double Similarity)> dense = DenseRanking.Rank(queryVector.Span, snapshot.Vectors, candidates);
-            denseScores = dense.ToDictionary(d => d.Index, d => d.Similarity);
-            if (dense.Count == 0)
-            {
-                _logger.LogWarning("No stored vector has the query embedding's {Dimensions} dimensions; searching with BM25 only. " +
-                                   "Ingest again with this embedding generator to re-embed the chunks.", queryVector.Length);
-            }
-            order = ReciprocalRankFusion.Fuse([lexical.Select(h => h.Document).ToList(), dense.Select(d => d.Index).ToList()])
-                .Take(candidates).Select(f => (f.Id, f.Score)).ToList();
+            return order.Take(topK).Select((h, i) => new SearchHit(i + 1, h.Chunk, h.Score, h.LexicalScore, h.DenseSimilarity, null)).ToList();
         }
-        else
+        string[] texts = order.Select(h => h.Chunk.Text).ToArray();
+        IReadOnlyList<Heed.Ranking.RankedDocument> ranked =
+            await reranker.RerankAsync(query, texts, Math.Min(topK, texts.Length), cancellationToken).ConfigureAwait(false);
+        if (ranked.Any(r => r.Index < 0 || r.Index >= texts.Length) || ranked.Select(r => r.Index).Distinct().Count() != ranked.Count)
         {
-            order = lexical.Select(h => (h.Document, h.Score)).ToList();
+            throw new InvalidOperationException(
+                $"The reranker {reranker.GetType().Name} returned indexes outside 0..{texts.Length - 1} or the same document twice; it must rank each given document at most once.");
         }
-        Dictionary<int, double>? rerankScores = null;
-        if (_options.Reranker is { } reranker && order.Count > 0)
-        {
-            string[] texts = order.Select(o => snapshot.Chunks[o.Chunk].Text).ToArray();
-            IReadOnlyList<Heed.Ranking.RankedDocument> ranked =
-                await reranker.RerankAsync(query, texts, Math.Min(topK, texts.Length), cancellationToken).ConfigureAwait(false);
-            if (ranked.Any(r => r.Index < 0 || r.Index >= texts.Length) || ranked.Select(r => r.Index).Distinct().Count() != ranked.Count)
-            {
-                throw new InvalidOperationException(
-                    $"The reranker {reranker.GetType().Name} returned indexes outside 0..{texts.Length - 1} or the same document twice; it must rank each given document at most once.");
-            }
-            order = ranked.Select(r => (order[r.Index].Chunk, r.Score)).ToList();
-            rerankScores = order.ToDictionary(o => o.Chunk, o => o.Score);
-        }
-        return order.Take(topK).Select((o, i) => new SearchHit(i + 1, snapshot.Chunks[o.Chunk], o.Score,
-            lexicalScores.TryGetValue(o.Chunk, out double l) ? l : null,
-            denseScores is not null && denseScores.TryGetValue(o.Chunk, out double d) ? d : null,
-            rerankScores?[o.Chunk])).ToList();
+        return ranked.Take(topK).Select((r, i) => new SearchHit(i + 1, order[r.Index].Chunk, r.Score, order[r.Index].LexicalScore,
+            order[r.Index].DenseSimilarity, r.Score)).ToList();
     }
 
     /// <summary>
@@ -221,10 +203,24 @@ public sealed class RagPipeline : IDisposable
     }
 
     /// <summary>
-    /// Refuses further ingests and searches. The ingest lock is not disposed, so an ingest still running finishes
-    /// cleanly; the embedding generator, reranker and chat client belong to the caller.
+    /// Refuses further ingests and searches and, when the pipeline owns its store, disposes it. An ingest still
+    /// running finishes cleanly; the embedding generator, reranker and chat client belong to the caller.
     /// </summary>
-    public void Dispose() => _disposed = true;
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        if (_ownsStore)
+        {
+            _store.Dispose();
+        }
+    }
+
+    private EmbeddedKnowledgeStore RequireEmbedded() => Embedded ?? throw new NotSupportedException(
+        $"The pipeline's store ({_store.Location}) is not the embedded index; ask it with Store.GetFilesAsync and Store.CountChunksAsync.");
 
     private static void ValidateQuery(string? text, string name)
     {
@@ -234,55 +230,4 @@ public sealed class RagPipeline : IDisposable
             throw new ArgumentException($"The {name} is empty; give the text to look for.", name);
         }
     }
-
-    private async Task<IngestResult> IngestLockedAsync(string root, IProgress<IngestProgress>? progress, CancellationToken cancellationToken)
-    {
-        using IDisposable? fileLock = _store?.AcquireWriteLock();
-        if (_store is not null && _store.ChangedOnDisk())
-        {
-            // another writer saved since we opened: start from its index, or its files would be lost on our save
-            _logger.LogInformation("{Path} changed on disk since it was opened; reloading it before the ingest.", _store.Path);
-            IndexFileContents? current = _store.Load(_options.FallBackToBackup);
-            _snapshot = current is null ? IndexSnapshot.Empty(_tokenizer) : new IndexSnapshot(current, _tokenizer);
-        }
-        var ingest = new FolderIngest(_chunker, _loader, _chunking, _embedder, _logger);
-        (IndexFileContents contents, IngestResult result, long bytes) =
-            await ingest.RunAsync(_snapshot, root, IsIndexFile, progress, cancellationToken).ConfigureAwait(false);
-        var after = new IndexSnapshot(contents, _tokenizer);
-        cancellationToken.ThrowIfCancellationRequested(); // last point at which nothing has changed
-        if (_store is not null)
-        {
-            progress?.Report(new IngestProgress(IngestStage.Saving, result.FilesFound, result.FilesFound, bytes, bytes, null, result.ChunksAdded));
-            _store.Save(contents);
-        }
-        _snapshot = after;
-        progress?.Report(new IngestProgress(IngestStage.Done, result.FilesFound, result.FilesFound, bytes, bytes, null, result.ChunksAdded));
-        return result;
-    }
-
-    /// <summary>Whether the snapshot's vectors can be compared with this generator's; warns once per snapshot when not all can.</summary>
-    private bool DenseUsable(IndexSnapshot snapshot, IEmbeddingGenerator<string, Embedding<float>> generator)
-    {
-        string? stored = snapshot.Contents.EmbeddingModel;
-        string model = ChunkEmbedder.ModelIdOf(generator);
-        if (stored is not null && stored != model)
-        {
-            if (snapshot.TryClaimWarning())
-            {
-                _logger.LogWarning("The index was embedded with {Stored}, not {Model}; searching with BM25 only. " +
-                                   "Ingest again with {Model} to re-embed it, or search with {Stored}.", stored, model, model, stored);
-            }
-            return false;
-        }
-        if (snapshot.VectorCount < snapshot.Chunks.Length && snapshot.TryClaimWarning())
-        {
-            _logger.LogWarning("{Missing} of {Total} chunks have no embedding (they were ingested without an embedding generator), so only " +
-                               "BM25 can find them. Ingest again with the embedding generator to embed them.",
-                snapshot.Chunks.Length - snapshot.VectorCount, snapshot.Chunks.Length);
-        }
-        return snapshot.VectorCount > 0;
-    }
-
-    private bool IsIndexFile(string path) =>
-        _store is not null && (path == _store.Path || path == _store.BackupPath || path == _store.TempPath || path == _store.LockPath);
 }

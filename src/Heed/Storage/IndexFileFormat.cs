@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Heed.Text;
-using Heed.Rag;
 
 namespace Heed.Storage;
 
@@ -190,3 +189,9 @@ internal static class IndexFileFormat
         new(path, $"The index file {path} is corrupt: {what}. Delete it and run `heed rag ingest` (or RagPipeline.IngestAsync) " +
                   $"again to rebuild it from your documents; if {path}.bak exists, Heed falls back to that last good copy.", inner);
 }
+
+/// <summary>What an index file holds: files in path order, and their chunks grouped by file in the same order.</summary>
+internal sealed record IndexFileContents(string? EmbeddingModel, IReadOnlyList<IndexedFile> Files, IReadOnlyList<IndexedChunk> Chunks);
+
+/// <summary>A chunk as stored: its text and place, and its embedding when one was made.</summary>
+internal sealed record IndexedChunk(TextChunk Chunk, float[]? Vector);

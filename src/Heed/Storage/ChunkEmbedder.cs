@@ -1,27 +1,19 @@
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
-using Heed.Storage;
 
-namespace Heed.Rag;
+namespace Heed.Storage;
 
 /// <summary>
 /// Gives chunks their embeddings in batches: those without a vector, all of them when the index was embedded by
 /// another model, and any whose size differs from the generator's. Replaces list entries, never changes a stored chunk
 /// (a snapshot that queries may be reading shares them).
 /// </summary>
-internal sealed class ChunkEmbedder(IEmbeddingGenerator<string, Embedding<float>> generator, int batchSize, ILogger logger)
+internal sealed class ChunkEmbedder(ChunkEmbeddings embeddings, ILogger logger)
 {
-    /// <summary>The id stored with the vectors: the generator's model id, else its provider, else its type name.</summary>
-    public string ModelId { get; } = ModelIdOf(generator);
+    public string ModelId => embeddings.ModelId;
 
-    public static string ModelIdOf(IEmbeddingGenerator<string, Embedding<float>> generator)
-    {
-        EmbeddingGeneratorMetadata? metadata = generator.GetService<EmbeddingGeneratorMetadata>();
-        return metadata?.DefaultModelId ?? metadata?.ProviderName ?? generator.GetType().Name;
-    }
-
-    /// <summary>Embeds what needs it; <paramref name="beforeBatch"/> runs before each call to the generator.</summary>
-    public async Task EmbedMissingAsync(List<IndexedChunk> chunks, string? storedModel, Action beforeBatch, CancellationToken cancellationToken)
+    /// <summary>Embeds what needs it.</summary>
+    public async Task EmbedMissingAsync(List<IndexedChunk> chunks, string? storedModel, CancellationToken cancellationToken)
     {
         if (storedModel is not null && storedModel != ModelId)
         {
@@ -37,20 +29,19 @@ internal sealed class ChunkEmbedder(IEmbeddingGenerator<string, Embedding<float>
         {
             List<int> todo = Enumerable.Range(0, chunks.Count)
                 .Where(i => chunks[i].Vector is null || (dimensions is int d && chunks[i].Vector!.Length != d)).ToList();
-            for (int start = 0; start < todo.Count; start += batchSize)
+            for (int start = 0; start < todo.Count; start += embeddings.BatchSize)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                beforeBatch();
-                List<int> batch = todo.Skip(start).Take(batchSize).ToList();
-                GeneratedEmbeddings<Embedding<float>> embeddings = await generator.GenerateAsync(
+                List<int> batch = todo.Skip(start).Take(embeddings.BatchSize).ToList();
+                GeneratedEmbeddings<Embedding<float>> generated = await embeddings.Generator.GenerateAsync(
                     batch.Select(i => chunks[i].Chunk.Text), cancellationToken: cancellationToken).ConfigureAwait(false);
-                if (embeddings.Count != batch.Count)
+                if (generated.Count != batch.Count)
                 {
-                    throw new InvalidOperationException($"The embedding generator returned {embeddings.Count} vectors for {batch.Count} texts; it must return one per text.");
+                    throw new InvalidOperationException($"The embedding generator returned {generated.Count} vectors for {batch.Count} texts; it must return one per text.");
                 }
                 for (int j = 0; j < batch.Count; j++)
                 {
-                    float[] vector = embeddings[j].Vector.ToArray();
+                    float[] vector = generated[j].Vector.ToArray();
                     dimensions ??= vector.Length;
                     if (vector.Length != dimensions)
                     {

@@ -1,0 +1,182 @@
+using Heed.Rag;
+using Heed.Search;
+using Heed.Storage;
+using Heed.Storage.Postgres;
+using Heed.Tests.Rag;
+using Npgsql;
+
+namespace Heed.Tests.Storage;
+
+/// <summary>The PostgreSQL store against the embedded one on the same documents, and its errors, on a real server.</summary>
+[Collection("Postgres")]
+public sealed class PostgresStoreTests(PostgresCluster cluster)
+{
+    private static RagPipelineOptions Options(Microsoft.Extensions.AI.IEmbeddingGenerator<string, Microsoft.Extensions.AI.Embedding<float>>? embeddings = null, FakeChatClient? chat = null) => new()
+    {
+        Chunking = new() { MaxTokens = 48, OverlapSentences = 0 },
+        StopWords = Bm25Tokenizer.EnglishStopWords,
+        EmbeddingGenerator = embeddings,
+        ChatClient = chat,
+    };
+
+    [Fact]
+    public async Task Ingest_search_and_answer_equal_the_embedded_stores()
+    {
+        using var folder = new TempFolder();
+        TopicCorpus.Write(folder, "docs", 24);
+        SampleCorpus.WriteAll(folder, "docs/sample");
+        var chat = new FakeChatClient("Quorvale");
+        // vectors without ties (a hashed bag of words), so that the exact scan and HNSW have one right answer
+        var embeddings = new HashedWordEmbedding();
+        using RagPipeline embedded = RagPipeline.CreateInMemory(Options(embeddings, chat));
+        using RagPipeline postgres = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(await cluster.CreateDatabaseAsync()), Options(embeddings, chat));
+
+        IngestResult a = await embedded.IngestAsync(folder.Combine("docs"));
+        IngestResult b = await postgres.IngestAsync(folder.Combine("docs"));
+        Assert.Equal(a.Summary, b.Summary);
+        Assert.Equal(embedded.Files, await postgres.Store.GetFilesAsync(default));
+        Assert.Equal(embedded.ChunkCount, await postgres.Store.CountChunksAsync(default));
+
+        // a made-up place has one known answer; a topic has a few
+        string[] queries = [.. Enumerable.Range(0, 24).Select(i => $"Where is {TopicCorpus.Place(i)}?"),
+            "apple harvest cider", "lava crater eruption", "galaxy comet orbit", "yeast dough oven", "chlorophyll sunlight"];
+        var differences = new List<string>();
+        foreach (string query in queries)
+        {
+            IReadOnlyList<SearchHit> expected = await embedded.SearchAsync(query, 3);
+            IReadOnlyList<SearchHit> actual = await postgres.SearchAsync(query, 3);
+            if (!expected.Select(h => h.Chunk).SequenceEqual(actual.Select(h => h.Chunk)))
+            {
+                differences.Add($"{query}: embedded {Describe(expected)}, PostgreSQL {Describe(actual)}");
+            }
+            foreach ((SearchHit e, SearchHit p) in expected.Zip(actual).Where(pair => pair.First.Chunk == pair.Second.Chunk))
+            {
+                Assert.Equal(e.DenseSimilarity is null, p.DenseSimilarity is null);
+                Assert.Equal(e.DenseSimilarity ?? 0, p.DenseSimilarity ?? 0, 5);
+            }
+        }
+        Assert.True(differences.Count == 0, string.Join("\n", differences));
+        for (int i = 0; i < 24; i++)
+        {
+            SearchHit top = (await postgres.SearchAsync($"Where is {TopicCorpus.Place(i)}?", 1))[0];
+            Assert.EndsWith(TopicCorpus.FileName(i), top.SourcePath);
+            Assert.Contains(TopicCorpus.Place(i) + " ", top.Chunk.Text);
+        }
+
+        RagAnswer expectedAnswer = await embedded.AskAsync("Where is Quorvale?");
+        RagAnswer actualAnswer = await postgres.AskAsync("Where is Quorvale?");
+        Assert.Equal(expectedAnswer.Text, actualAnswer.Text);
+        Assert.Equal(expectedAnswer.CitedNumbers, actualAnswer.CitedNumbers);
+        Assert.Equal(expectedAnswer.Citations.Select(c => (c.SourcePath, c.Ordinal)), actualAnswer.Citations.Select(c => (c.SourcePath, c.Ordinal)));
+        Assert.NotEmpty(actualAnswer.Citations);
+    }
+
+    [Fact]
+    public async Task A_synonym_only_the_embedding_knows_is_found_through_the_hnsw_index()
+    {
+        using var folder = new TempFolder();
+        SampleCorpus.WriteAll(folder);
+        using RagPipeline postgres = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(await cluster.CreateDatabaseAsync()),
+            Options(new KeywordEmbeddingGenerator()));
+        await postgres.IngestAsync(folder.Combine("docs"));
+        SearchHit top = (await postgres.SearchAsync("automobile", 1))[0];
+        Assert.EndsWith("cars.md", top.SourcePath);
+        Assert.Null(top.LexicalScore);
+        Assert.Equal(1.0, top.DenseSimilarity!.Value, 5);
+    }
+
+    private static string Describe(IEnumerable<SearchHit> hits) =>
+        "[" + string.Join(", ", hits.Select(h => $"{Path.GetFileName(h.SourcePath)}#{h.Chunk.Ordinal} {h.LexicalScore:F3}/{h.DenseSimilarity:F3}")) + "]";
+
+    [Fact]
+    public async Task A_changed_file_replaces_its_chunks_and_a_deleted_one_leaves()
+    {
+        using var folder = new TempFolder();
+        SampleCorpus.WriteAll(folder);
+        string connection = await cluster.CreateDatabaseAsync();
+        using RagPipeline rag = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(connection), Options());
+        await rag.IngestAsync(folder.Combine("docs"));
+        long before = await rag.Store.CountChunksAsync(default);
+
+        folder.Write("docs/plants.txt", "Ferns grow in the shade and spread by spores.");
+        File.Delete(folder.Combine("docs", "deep", "oceans.txt"));
+        IngestResult result = await rag.IngestAsync(folder.Combine("docs"));
+        Assert.Equal([folder.Combine("docs", "plants.txt")], result.Updated);
+        Assert.Equal([folder.Combine("docs", "deep", "oceans.txt")], result.Removed);
+
+        Assert.Equal(before - result.ChunksRemoved + result.ChunksAdded, await rag.Store.CountChunksAsync(default));
+        Assert.Equal(await PostgresCluster.ScalarAsync<long>(connection, "SELECT count(*) FROM heed_chunks"), await rag.Store.CountChunksAsync(default));
+        Assert.Empty(await rag.SearchAsync("photosynthesis chlorophyll", 3));
+        Assert.Empty(await rag.SearchAsync("tides coral", 3));
+        Assert.EndsWith("plants.txt", (await rag.SearchAsync("ferns spores", 1))[0].SourcePath);
+
+        IngestResult again = await rag.IngestAsync(folder.Combine("docs"));
+        Assert.Equal(3, again.Unchanged);
+        Assert.Equal(0, again.ChunksAdded);
+    }
+
+    [Fact]
+    public async Task A_malformed_connection_string_is_refused_before_connecting()
+    {
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => PostgresKnowledgeStore.OpenAsync("Hots=localhost;Databse=x"));
+        Assert.Contains("connection string is malformed", e.Message);
+    }
+
+    [Fact]
+    public async Task A_server_that_does_not_answer_and_a_wrong_password_say_so()
+    {
+        string unused = $"Host=127.0.0.1;Port={FreePort()};Database=x;Username=heed;Password=p;Timeout=5";
+        var down = await Assert.ThrowsAsync<HeedStoreException>(() => PostgresKnowledgeStore.OpenAsync(unused));
+        Assert.Contains("Cannot open the knowledge base at postgresql://heed@127.0.0.1", down.Message);
+        Assert.Contains("Check the host, port", down.Message);
+
+        string database = await cluster.CreateDatabaseAsync();
+        string wrong = new NpgsqlConnectionStringBuilder(database) { Password = "not-the-password" }.ConnectionString;
+        var refused = await Assert.ThrowsAsync<HeedStoreException>(() => PostgresKnowledgeStore.OpenAsync(wrong));
+        Assert.Contains("password authentication failed", refused.Message);
+        Assert.DoesNotContain("not-the-password", refused.Message);
+    }
+
+    [Fact]
+    public async Task A_database_without_pgvector_that_the_user_may_not_enable_says_what_to_do()
+    {
+        string database = new NpgsqlConnectionStringBuilder(await cluster.CreateDatabaseAsync()).Database!;
+        await cluster.ExecuteAsync(database, "CREATE ROLE reader LOGIN PASSWORD 'reader-password'; GRANT CREATE ON SCHEMA public TO reader;");
+        var e = await Assert.ThrowsAsync<HeedStoreException>(() =>
+            PostgresKnowledgeStore.OpenAsync(cluster.ConnectionString(database, "reader", "reader-password")));
+        Assert.Contains("pgvector available but not enabled", e.Message);
+        Assert.Contains("CREATE EXTENSION vector", e.Message);
+    }
+
+    [Fact]
+    public async Task A_schema_from_a_newer_heed_is_refused()
+    {
+        string connection = await cluster.CreateDatabaseAsync();
+        (await PostgresKnowledgeStore.OpenAsync(connection)).Dispose();
+        string database = new NpgsqlConnectionStringBuilder(connection).Database!;
+        await cluster.ExecuteAsync(database, "INSERT INTO heed_schema VALUES (99)");
+        var e = await Assert.ThrowsAsync<HeedStoreException>(() => PostgresKnowledgeStore.OpenAsync(connection));
+        Assert.Contains("schema version 99, made by a newer Heed", e.Message);
+    }
+
+    [Fact]
+    public async Task Ingest_creates_the_full_text_and_hnsw_indexes()
+    {
+        using var folder = new TempFolder();
+        TopicCorpus.Write(folder, "docs", 12);
+        string connection = await cluster.CreateDatabaseAsync();
+        using RagPipeline rag = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(connection), Options(new KeywordEmbeddingGenerator()));
+        await rag.IngestAsync(folder.Combine("docs"));
+        Assert.Equal(1L, await PostgresCluster.ScalarAsync<long>(connection,
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'heed_chunks' AND indexdef LIKE '%USING gin (search)%'"));
+        Assert.Equal(1L, await PostgresCluster.ScalarAsync<long>(connection,
+            $"SELECT count(*) FROM pg_indexes WHERE tablename = 'heed_embeddings' AND indexdef LIKE '%USING hnsw%vector({KeywordEmbeddingGenerator.Families.Length})%'"));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
