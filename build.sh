@@ -155,7 +155,7 @@ native_variants() { # all | test
   else
     : >"$root/artifacts/build-variants.log"
     build_targets "$variants_dir" build-variants.log ggml-base/fast $(printf 'ggml-cpu-%s/fast ' "${test_variants[@]}") ggml/fast llama/fast \
-      heed/fast heed_example_attention_mass/fast heed_llama_peer/fast
+      heed/fast heed_example_attention_mass/fast heed_llama_peer/fast heed_cpu_variant_probe/fast
   fi
 }
 
@@ -174,16 +174,17 @@ native_cuda() {
   build_targets "$cuda_dir" build-cuda.log
 }
 
-# Runs PROGRAM under qemu-x86_64 as CPU model $1 and checks which CPU variant ggml loaded.
+# As x86-64 CPU model $1 under qemu: which CPU variant ggml loads (must be $2), the C example, and
+# greedy generation with llama.cpp on the shipped model.
 qemu_x86_level() { # CPU_MODEL EXPECTED_VARIANT
-  local out="$root/artifacts/qemu-$1.log"
-  qemu-x86_64-static -cpu "$1" "$variants_dir/bin/heed_example_attention_mass" >"$out" 2>&1 || {
-    cat "$out" >&2; echo "the C example failed as $1" >&2; exit 1; }
-  qemu-x86_64-static -cpu "$1" "$variants_dir/bin/heed_llama_peer" "$shipped_model" "The pass key is 71432. The pass key is" 4 \
-    >>"$out" 2>&1 || { cat "$out" >&2; echo "generation failed as $1" >&2; exit 1; }
-  local loaded
+  local out="$root/artifacts/qemu-$1.log" bin="$variants_dir/bin" loaded
+  run_logged() { qemu-x86_64-static -cpu "$1" "${@:2}" >>"$out" 2>&1 || { cat "$out" >&2; echo "failed as $1: ${*:2}" >&2; exit 1; }; }
+  : >"$out"
+  run_logged "$1" "$bin/heed_cpu_variant_probe" "$bin"
+  run_logged "$1" "$bin/heed_example_attention_mass"
+  run_logged "$1" "$bin/heed_llama_peer" "$shipped_model" "The pass key is 71432. Remember it. The pass key is" 4
   loaded="$(grep -o 'loaded CPU backend from [^ ]*' "$out" | sed 's|.*/||')"
-  echo "$1: C example ok, generation ok, CPU variant $loaded"
+  echo "$1: CPU variant ${loaded:-none}; C example: $(grep -c '^total .*(expected' "$out") check passed; generation: $(grep -o '"continuation":\[[^]]*\]' "$out")"
   [[ "$loaded" == *"ggml-cpu-$2.so" ]] || { echo "expected the $2 variant on $1" >&2; exit 1; }
 }
 

@@ -1,0 +1,24 @@
+/* Which of ggml's CPU variants loads on this processor: ggml's own "loaded CPU backend from ..."
+ * line. Run under qemu-x86_64 -cpu MODEL by ./build.sh qemu to show the variant each CPU level gets.
+ *   heed_cpu_variant_probe [BACKEND_DIR]   (default: the executable's folder) */
+#include <stdio.h>
+#include <string.h>
+
+#include "ggml-backend.h"
+
+static void print_loader_lines(enum ggml_log_level level, const char *text, void *user_data) {
+    (void)user_data;
+    if (level >= GGML_LOG_LEVEL_WARN || strstr(text, "backend from") != NULL) fputs(text, stdout);
+}
+
+int main(int argc, char **argv) {
+    ggml_log_set(print_loader_lines, NULL);
+    ggml_backend_load_all_from_path(argc > 1 ? argv[1] : NULL);
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (cpu == NULL) {
+        fprintf(stderr, "no CPU backend loaded: no variant fits this processor\n");
+        return 1;
+    }
+    printf("CPU device: %s\n", ggml_backend_dev_description(cpu));
+    return 0;
+}
