@@ -27,8 +27,10 @@ internal static class NativeAbiCheck
     [DynamicDependency(Fields, typeof(LlamaTokenData))]
     [DynamicDependency(Fields, typeof(LlamaTokenDataArray))]
     [DynamicDependency(Fields, typeof(LlamaPerfContextData))]
-    [UnconditionalSuppressMessage("Trimming", "IL2072",
-        Justification = "The types come from LlamaStructs.ByCName; the DynamicDependency attributes above keep their fields.")]
+    // The trimmer sees the dictionary's values through KeyValuePair.Deconstruct (IL2067); the
+    // analyzer in the build, as a plain read (IL2072). Both are covered by the attributes above.
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = "The DynamicDependency attributes above keep the fields.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "The DynamicDependency attributes above keep the fields.")]
     public static void Verify()
     {
         int abi = HeedNative.heed_abi_version();
@@ -83,7 +85,9 @@ internal static class NativeAbiCheck
         var layout = new Dictionary<string, (long, int)>();
         long offset = 0;
         int maxAlign = 1;
-        foreach (FieldInfo field in fields.OrderBy(f => f.MetadataToken))
+        // Declaration order, as GetFields lists it (NativeAOT has no metadata tokens to sort by). An
+        // order that differed would show as a mismatch with llama.h or with the runtime's size.
+        foreach (FieldInfo field in fields)
         {
             int size = FieldSize(field.FieldType);
             offset = (offset + size - 1) / size * size;
