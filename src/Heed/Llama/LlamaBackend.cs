@@ -49,7 +49,36 @@ public static unsafe class LlamaBackend
             GgmlNative.ggml_backend_load_all_from_path(NativeLibraryResolver.NativeDirectory);
             LlamaNative.llama_backend_init();
             _initialized = true;
+            LogBackendChoice();
         }
+    }
+
+    // CUDA runs when ggml's CUDA module is installed (the Heed.Runtime.Cuda13 package), loads and
+    // finds a GPU; otherwise the CPU does. A CUDA install that falls back says so once, with why.
+    private static void LogBackendChoice()
+    {
+        string? cudaModule = Directory.EnumerateFiles(NativeLibraryResolver.NativeDirectory, "*ggml-cuda*.so").FirstOrDefault();
+        ComputeDevice? gpu = Devices.FirstOrDefault(d => d.IsGpu);
+        if (gpu is not null)
+        {
+            _logger.LogInformation("Heed runs on {Device} ({Description})", gpu.Name, gpu.Description);
+            return;
+        }
+        if (cudaModule is null)
+        {
+            return;
+        }
+        string reason;
+        try
+        {
+            NativeLibrary.Free(NativeLibrary.Load(cudaModule));
+            reason = "the CUDA backend loaded but found no GPU (no NVIDIA device or driver visible to this process)";
+        }
+        catch (DllNotFoundException e)
+        {
+            reason = $"the CUDA backend cannot load ({e.Message}); install the CUDA runtime and cuBLAS it was built for";
+        }
+        _logger.LogWarning("Heed falls back to the CPU: {Reason}", reason);
     }
 
     /// <summary>The compute devices ggml loaded, e.g. "CPU" and "CUDA0 (NVIDIA H100 80GB HBM3)".</summary>
