@@ -159,12 +159,15 @@ native_variants() { # all | test
   fi
 }
 
-native_arm64() {
+native_arm64() { # all (llama.cpp and libheed, for the package) | kernels (libheed, its tests, the C example)
   command -v aarch64-linux-gnu-g++ >/dev/null || { echo "g++-aarch64-linux-gnu is needed (./build.sh setup installs it)" >&2; exit 1; }
-  say "linux-arm64 cross build (llama.cpp, libheed, native tests)"
-  configure "$arm64_dir" cmake-arm64.log -DCMAKE_TOOLCHAIN_FILE="$root/native/toolchains/aarch64-linux-gnu.cmake" \
-    -DHEED_CUDA=OFF -DHEED_GTEST_SOURCE_DIR=/usr/src/googletest
-  build_targets "$arm64_dir" build-arm64.log
+  say "linux-arm64 cross build ($1)"
+  local dir="$arm64_dir" with_llama=ON
+  [[ "$1" == kernels ]] && { dir="$arm64_dir-kernels"; with_llama=OFF; }
+  configure "$dir" "cmake-arm64-$1.log" -DCMAKE_TOOLCHAIN_FILE="$root/native/toolchains/aarch64-linux-gnu.cmake" \
+    -DHEED_CUDA=OFF -DHEED_WITH_LLAMA="$with_llama" -DHEED_BUILD_TESTS="$([[ $1 == kernels ]] && echo ON || echo OFF)" \
+    -DHEED_GTEST_SOURCE_DIR=/usr/src/googletest
+  build_targets "$dir" "build-arm64-$1.log"
 }
 
 native_cuda() {
@@ -193,14 +196,14 @@ qemu_tests() {
   say "x86-64 levels under qemu-x86_64: no AVX (Nehalem), AVX without AVX2 (SandyBridge)"
   qemu_x86_level Nehalem x64
   qemu_x86_level SandyBridge sandybridge
-  say "linux-arm64 under qemu-aarch64: native tests and the C example (ctest runs them through the emulator)"
-  ctest --test-dir "$arm64_dir" --output-on-failure -j "$jobs"
+  say "linux-arm64 under qemu-aarch64: the kernel tests and the C example (ctest runs them through the emulator)"
+  ctest --test-dir "$arm64_dir-kernels" --output-on-failure -j "$jobs"
 }
 
 pack() {
   native_variants all
   stage_libraries "$variants_dir" "$root/artifacts/native/linux-x64"
-  native_arm64
+  native_arm64 all
   stage_libraries "$arm64_dir" "$root/artifacts/native/linux-arm64"
   rm -rf "$root/artifacts/native/cuda13"
   if command -v nvcc >/dev/null; then
@@ -221,8 +224,8 @@ case "${1:-}" in
   test) setup; native; dotnet_build; run_tests ;;
   demo) setup; native; dotnet_build; demo ;;
   pack) setup; pack ;;
-  qemu) setup; native_variants test; native_arm64; qemu_tests ;;
+  qemu) setup; native_variants test; native_arm64 kernels; qemu_tests ;;
   cuda) native_cuda; stage_libraries "$cuda_dir" "$root/artifacts/native/cuda13/linux-x64" ;;
-  clean) rm -rf "$build_dir" "$build_dir-asan" "$variants_dir" "$arm64_dir" "$cuda_dir" "$root/artifacts" ;;
+  clean) rm -rf "$build_dir" "$build_dir-asan" "$variants_dir" "$arm64_dir" "$arm64_dir-kernels" "$cuda_dir" "$root/artifacts" ;;
   *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
