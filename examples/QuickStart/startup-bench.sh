@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Start-up time and size of this QuickStart as a JIT app and as a NativeAOT binary, both
 # published in one run from the packages that ./build.sh pack wrote to artifacts/packages.
-#   examples/QuickStart/startup-bench.sh [MODEL] [RUNS]
+#   examples/QuickStart/startup-bench.sh [MODEL] [RUNS]     (HEED_FEED: packages from elsewhere)
 # Start-up: from process start to the first line (printed once the native backend is loaded and
 # checked). Full run: to exit (ICR and InfiniRetri on MODEL). Medians over RUNS runs, alternating.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 model="$(realpath "${1:-$root/models/heed-tiny.gguf}")"
 runs="${2:-5}"
-feed="$root/artifacts/packages"
+feed="${HEED_FEED:-$root/artifacts/packages}"  # HEED_FEED: another folder of Heed packages
 ls "$feed"/Heed.Runtime.Cpu.*.nupkg >/dev/null 2>&1 || { echo "no packages in $feed; run ./build.sh pack first" >&2; exit 1; }
 
 work="$(mktemp -d)"
