@@ -2,8 +2,10 @@
 # Heed's one entry point. On a fresh machine:
 #   ./build.sh demo    set up everything and run the main job on the shipped model
 #   ./build.sh test    set up everything and run all tests (ctest + dotnet test)
-# Other steps: setup | native | dotnet | pack | clean. HEED_CUDA=AUTO|ON|OFF picks the
+# Other steps: setup | native | dotnet | qemu | cuda | pack | clean. HEED_CUDA=AUTO|ON|OFF picks the
 # CUDA build (AUTO: when nvcc is found); CMAKE_CUDA_ARCHITECTURES overrides sm_90.
+# qemu: x86-64 CPU levels and linux-arm64 under emulation. cuda: the CUDA build for the package.
+# pack: both RIDs with every CPU variant, and Heed.Runtime.Cuda13 where nvcc is found.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,6 +22,11 @@ setup() {
   command -v g++ >/dev/null || need+=(g++)
   command -v git >/dev/null || need+=(git)
   command -v npm >/dev/null || need+=(nodejs npm)
+  command -v make >/dev/null || need+=(make)
+  # Deploying: emulated x86 levels and linux-arm64, and the arm64 cross compilers.
+  command -v qemu-x86_64-static >/dev/null || need+=(qemu-user-static)
+  command -v aarch64-linux-gnu-g++ >/dev/null || need+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu)
+  [[ -f /usr/src/googletest/CMakeLists.txt ]] || need+=(googletest)
   [[ -f /usr/include/gtest/gtest.h ]] || need+=(libgtest-dev)
   [[ -x /usr/lib/postgresql/15/bin/initdb ]] || need+=(postgresql-15)
   [[ -x /usr/lib/postgresql/15/bin/pg_config ]] && [[ -d /usr/include/postgresql/15/server ]] || need+=(postgresql-server-dev-15)
@@ -133,6 +140,111 @@ demo() {
   "${cli[@]}" rerank --model "$model" --query "What is the pass key of the staging server?" --docs "$root/examples/data/docs.jsonl" --top 3
 }
 
+# --- Deploying (issue 13): every x86-64 level, linux-arm64, the CUDA runtime package ----------
+# Each target has a build folder of its own next to $build_dir; libraries are referred to by glob
+# (lib*.so), so renaming them needs no change here. The shipped model, for the smoke runs:
+shipped_model="$root/models/heed-tiny.gguf"
+variants_dir="$build_dir-variants"
+arm64_dir="$build_dir-arm64"
+cuda_dir="$build_dir-cuda"
+# ggml's CPU variants the qemu tests load: x64 (SSE2 only) and sandybridge (AVX). CI builds only
+# these; pack builds all of them.
+test_variants=(x64 sandybridge)
+
+configure() { # DIR LOG CMAKE_ARGS...
+  local dir="$1" log="$root/artifacts/$2"; shift 2
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DHEED_LLAMA_SOURCE_DIR="$("$root/native/fetch-llama.sh")" \
+    "$@" >"$log" 2>&1 || { tail -n 40 "$log" >&2; exit 1; }
+}
+
+build_targets() { # DIR LOG [TARGET/fast...]; no targets: everything
+  local dir="$1" log="$root/artifacts/$2"; shift 2
+  local ok=1
+  if (($#)); then
+    # "/fast" builds one target without its dependencies (so ggml does not pull in every
+    # variant); the list is in dependency order.
+    for target in "$@"; do make -C "$dir" -j "$jobs" "$target" >>"$log" 2>&1 || { ok=0; break; }; done
+  else
+    cmake --build "$dir" -j "$jobs" >"$log" 2>&1 || ok=0
+  fi
+  ((ok)) || { grep -E -A3 "error" "$log" | head -n 60 >&2; echo "build failed; the log is ${log#$root/}" >&2; exit 1; }
+}
+
+stage_libraries() { # BUILD_DIR DEST
+  rm -rf "$2" && mkdir -p "$2"
+  find "$1/bin" -maxdepth 1 -name 'lib*.so' -exec cp -L {} "$2/" \;
+  say "staged ${2#$root/}: $(cd "$2" && ls | tr '\n' ' ')"
+}
+
+native_variants() { # all | test
+  say "x86-64 CPU variants of ggml ($1)"
+  configure "$variants_dir" cmake-variants.log -G "Unix Makefiles" -DHEED_CUDA=OFF -DHEED_CPU_ALL_VARIANTS=ON
+  if [[ "$1" == all ]]; then
+    build_targets "$variants_dir" build-variants.log
+  else
+    : >"$root/artifacts/build-variants.log"
+    build_targets "$variants_dir" build-variants.log ggml-base/fast $(printf 'ggml-cpu-%s/fast ' "${test_variants[@]}") ggml/fast llama/fast \
+      heed/fast heed_example_attention_mass/fast heed_llama_peer/fast heed_cpu_variant_probe/fast
+  fi
+}
+
+native_arm64() { # all (llama.cpp and libheed, for the package) | kernels (libheed, its tests, the C example)
+  command -v aarch64-linux-gnu-g++ >/dev/null || { echo "g++-aarch64-linux-gnu is needed (./build.sh setup installs it)" >&2; exit 1; }
+  say "linux-arm64 cross build ($1)"
+  local dir="$arm64_dir" with_llama=ON
+  [[ "$1" == kernels ]] && { dir="$arm64_dir-kernels"; with_llama=OFF; }
+  configure "$dir" "cmake-arm64-$1.log" -DCMAKE_TOOLCHAIN_FILE="$root/native/toolchains/aarch64-linux-gnu.cmake" \
+    -DHEED_CUDA=OFF -DHEED_WITH_LLAMA="$with_llama" -DHEED_BUILD_TESTS="$([[ $1 == kernels ]] && echo ON || echo OFF)" \
+    -DHEED_GTEST_SOURCE_DIR=/usr/src/googletest
+  build_targets "$dir" "build-arm64-$1.log"
+}
+
+native_cuda() {
+  say "CUDA build for the Heed.Runtime.Cuda13 package (sm ${CMAKE_CUDA_ARCHITECTURES:-90})"
+  configure "$cuda_dir" cmake-cuda.log -DHEED_CUDA=ON -DHEED_CPU_ALL_VARIANTS=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES:-90}" -DHEED_BUILD_TESTS=OFF
+  build_targets "$cuda_dir" build-cuda.log
+}
+
+# As x86-64 CPU model $1 under qemu: which CPU variant ggml loads (must be $2), the C example, and
+# greedy generation with llama.cpp on the shipped model.
+qemu_x86_level() { # CPU_MODEL EXPECTED_VARIANT
+  local out="$root/artifacts/qemu-$1.log" bin="$variants_dir/bin" loaded
+  run_logged() { qemu-x86_64-static -cpu "$1" "${@:2}" >>"$out" 2>&1 || { cat "$out" >&2; echo "failed as $1: ${*:2}" >&2; exit 1; }; }
+  : >"$out"
+  run_logged "$1" "$bin/heed_cpu_variant_probe" "$bin"
+  run_logged "$1" "$bin/heed_example_attention_mass"
+  run_logged "$1" "$bin/heed_llama_peer" "$shipped_model" "The pass key is 71432. Remember it. The pass key is" 4
+  loaded="$(grep -o 'loaded CPU backend from [^ ]*' "$out" | sed 's|.*/||')"
+  echo "$1: CPU variant ${loaded:-none}; C example: $(grep -c '^total .*(expected' "$out") check passed; generation: $(grep -o '"continuation":\[[^]]*\]' "$out")"
+  [[ "$loaded" == *"ggml-cpu-$2.so" ]] || { echo "expected the $2 variant on $1" >&2; exit 1; }
+}
+
+qemu_tests() {
+  command -v qemu-x86_64-static >/dev/null || { echo "qemu-user-static is needed (./build.sh setup installs it)" >&2; exit 1; }
+  say "x86-64 levels under qemu-x86_64: no AVX (Nehalem), AVX without AVX2 (SandyBridge)"
+  qemu_x86_level Nehalem x64
+  qemu_x86_level SandyBridge sandybridge
+  say "linux-arm64 under qemu-aarch64: the kernel tests and the C example (ctest runs them through the emulator)"
+  ctest --test-dir "$arm64_dir-kernels" --output-on-failure -j "$jobs"
+}
+
+pack() {
+  native_variants all
+  stage_libraries "$variants_dir" "$root/artifacts/native/linux-x64"
+  native_arm64 all
+  stage_libraries "$arm64_dir" "$root/artifacts/native/linux-arm64"
+  rm -rf "$root/artifacts/native/cuda13"
+  if command -v nvcc >/dev/null; then
+    native_cuda
+    stage_libraries "$cuda_dir" "$root/artifacts/native/cuda13/linux-x64"
+  else
+    say "no nvcc: Heed.Runtime.Cuda13 is not packed here"
+  fi
+  dotnet pack "$root/SDK.sln" -c Release -nologo -o "$root/artifacts/packages"
+}
+# --- end of Deploying ------------------------------------------------------------------------
+
 mkdir -p "$root/artifacts"
 case "${1:-}" in
   setup) setup ;;
@@ -140,7 +252,9 @@ case "${1:-}" in
   dotnet) dotnet_build ;;
   test) setup; native; dotnet_build; run_tests ;;
   demo) setup; native; dotnet_build; demo ;;
-  pack) setup; native; dotnet pack "$root/SDK.sln" -c Release -nologo -o "$root/artifacts/packages" ;;
-  clean) rm -rf "$build_dir" "$build_dir-asan" "$root/artifacts" ;;
+  pack) setup; pack ;;
+  qemu) setup; native_variants test; native_arm64 kernels; qemu_tests ;;
+  cuda) native_cuda; stage_libraries "$cuda_dir" "$root/artifacts/native/cuda13/linux-x64" ;;
+  clean) rm -rf "$build_dir" "$build_dir-asan" "$variants_dir" "$arm64_dir" "$arm64_dir-kernels" "$cuda_dir" "$root/artifacts" ;;
   *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using Heed.Llama;
 using Heed.Retrieval;
 using Spectre.Console;
@@ -44,16 +44,17 @@ internal static class AskCommand
             double seconds = started.Elapsed.TotalSeconds;
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                Console.WriteLine(new JsonObject
                 {
-                    answer,
-                    evidence = retrieval.Evidence.Select(e => new { text = e.Text, score = e.Score, offset = e.Offset, length = e.Length }),
-                    chunks = retrieval.ChunksProcessed,
-                    tokens = retrieval.TokensProcessed,
-                    seconds,
-                    peakCaptureBytes = retriever.PeakCaptureBytes,
-                    peakResidentBytes = PeakResidentBytes(),
-                }));
+                    ["answer"] = answer,
+                    ["evidence"] = new JsonArray([.. retrieval.Evidence.Select(e => new JsonObject
+                        { ["text"] = e.Text, ["score"] = e.Score, ["offset"] = e.Offset, ["length"] = e.Length })]),
+                    ["chunks"] = retrieval.ChunksProcessed,
+                    ["tokens"] = retrieval.TokensProcessed,
+                    ["seconds"] = seconds,
+                    ["peakCaptureBytes"] = retriever.PeakCaptureBytes,
+                    ["peakResidentBytes"] = PeakResidentBytes(),
+                }.ToJsonString());
                 return 0;
             }
             if (answer is not null)

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using Heed.Cli.Bench;
 using Heed.Llama;
 using Heed.Retrieval;
@@ -151,8 +151,12 @@ internal static class BenchCommand
             AnsiConsole.Write(table);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(totals.ToDictionary(kv => kv.Key,
-                    kv => new { ndcg10 = kv.Value.Ndcg / n, top1 = (double)kv.Value.Top1 / n, ms = kv.Value.Ms / n })));
+                var byPeer = new JsonObject();
+                foreach ((string peer, var score) in totals)
+                {
+                    byPeer[peer] = new JsonObject { ["ndcg10"] = score.Ndcg / n, ["top1"] = (double)score.Top1 / n, ["ms"] = score.Ms / n };
+                }
+                Console.WriteLine(byPeer.ToJsonString());
             }
             return 0;
         }));

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Heed.Llama;
 using Heed.Ranking;
 using Spectre.Console;
@@ -42,7 +43,7 @@ internal static class RerankCommand
             IReadOnlyList<RankedDocument> ranked = await reranker.RerankAsync(parse.GetValue(query)!, documents, parse.GetValue(top), cancellationToken);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(ranked.Select(r => new { index = r.Index, score = r.Score, text = r.Text })));
+                Console.WriteLine(new JsonArray([.. ranked.Select(r => new JsonObject { ["index"] = r.Index, ["score"] = r.Score, ["text"] = r.Text })]).ToJsonString());
                 return 0;
             }
             var table = new Table().AddColumn("rank").AddColumn("doc").AddColumn("score").AddColumn("text");

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Collections.Concurrent;
 using System.Threading.RateLimiting;
 using Microsoft.Extensions.Logging;
@@ -141,6 +142,10 @@ public sealed class HeedResilience : IDisposable
         return StorePipeline.ExecuteAsync(operation, cancellationToken);
     }
 
+    // Polly marks TResult for the reflection-based validation of its options object. This fallback
+    // never creates or inspects a T (it returns what the CPU path produced), and the options'
+    // members are kept because this method sets them.
+    [UnconditionalSuppressMessage("Trimming", "IL2091", Justification = "See the comment above.")]
     private ResiliencePipeline<T> BuildFallback<T>() => new ResiliencePipelineBuilder<T>()
         .AddFallback(new FallbackStrategyOptions<T>
         {

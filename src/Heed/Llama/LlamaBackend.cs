@@ -49,6 +49,7 @@ public static unsafe class LlamaBackend
             LoadBackendModules(NativeLibraryResolver.NativeDirectory);
             LlamaNative.llama_backend_init();
             _initialized = true;
+            LogBackendChoice();
         }
     }
 
@@ -62,6 +63,34 @@ public static unsafe class LlamaBackend
             throw new HeedNativeException(
                 $"No ggml backend module (libheed-ggml-cpu*.so) loads from '{directory}'. Run ./build.sh native, or set HEED_NATIVE_DIR to the folder that holds Heed's native libraries.");
         }
+    }
+
+    // CUDA runs when ggml's CUDA module is installed (the Heed.Runtime.Cuda13 package), loads and
+    // finds a GPU; otherwise the CPU does. A CUDA install that falls back says so once, with why.
+    private static void LogBackendChoice()
+    {
+        string? cudaModule = Directory.EnumerateFiles(NativeLibraryResolver.NativeDirectory, "*ggml-cuda*.so").FirstOrDefault();
+        ComputeDevice? gpu = Devices.FirstOrDefault(d => d.IsGpu);
+        if (gpu is not null)
+        {
+            _logger.LogInformation("Heed runs on {Device} ({Description})", gpu.Name, gpu.Description);
+            return;
+        }
+        if (cudaModule is null)
+        {
+            return;
+        }
+        string reason;
+        try
+        {
+            NativeLibrary.Free(NativeLibrary.Load(cudaModule));
+            reason = "the CUDA backend loaded but found no GPU (no NVIDIA device or driver visible to this process)";
+        }
+        catch (DllNotFoundException e)
+        {
+            reason = $"the CUDA backend cannot load ({e.Message}); install the CUDA runtime and cuBLAS it was built for";
+        }
+        _logger.LogWarning("Heed falls back to the CPU: {Reason}", reason);
     }
 
     /// <summary>The compute devices ggml loaded, e.g. "CPU" and "CUDA0 (NVIDIA H100 80GB HBM3)".</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using Heed.Interop.Llama;
@@ -12,7 +13,24 @@ namespace Heed.Llama;
 /// </summary>
 internal static class NativeAbiCheck
 {
+    private const DynamicallyAccessedMemberTypes Fields =
+        DynamicallyAccessedMemberTypes.PublicFields | DynamicallyAccessedMemberTypes.NonPublicFields;
+
     /// <summary>Throws <see cref="HeedNativeException"/> naming the first struct or field that differs.</summary>
+    // The mirrors' fields are read by reflection: these keep them in trimmed and NativeAOT apps
+    // (one line per entry of LlamaStructs.ByCName; a missing one fails the check, it never passes).
+    [DynamicDependency(Fields, typeof(LlamaModelParams))]
+    [DynamicDependency(Fields, typeof(LlamaContextParams))]
+    [DynamicDependency(Fields, typeof(LlamaBatch))]
+    [DynamicDependency(Fields, typeof(LlamaSamplerChainParams))]
+    [DynamicDependency(Fields, typeof(LlamaChatMessage))]
+    [DynamicDependency(Fields, typeof(LlamaTokenData))]
+    [DynamicDependency(Fields, typeof(LlamaTokenDataArray))]
+    [DynamicDependency(Fields, typeof(LlamaPerfContextData))]
+    // The trimmer sees the dictionary's values through KeyValuePair.Deconstruct (IL2067); the
+    // analyzer in the build, as a plain read (IL2072). Both are covered by the attributes above.
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = "The DynamicDependency attributes above keep the fields.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "The DynamicDependency attributes above keep the fields.")]
     public static void Verify()
     {
         int abi = HeedNative.heed_abi_version();
@@ -28,7 +46,7 @@ internal static class NativeAbiCheck
         }
     }
 
-    internal static void VerifyStruct(string cName, Type type)
+    internal static void VerifyStruct(string cName, [DynamicallyAccessedMembers(Fields)] Type type)
     {
         Check(HeedNative.heed_llama_struct_size(cName, out nuint nativeSize), cName);
         FieldInfo[] fields = type.GetFields(BindingFlags.Public | BindingFlags.Instance | BindingFlags.NonPublic);
@@ -67,7 +85,9 @@ internal static class NativeAbiCheck
         var layout = new Dictionary<string, (long, int)>();
         long offset = 0;
         int maxAlign = 1;
-        foreach (FieldInfo field in fields.OrderBy(f => f.MetadataToken))
+        // Declaration order, as GetFields lists it (NativeAOT has no metadata tokens to sort by). An
+        // order that differed would show as a mismatch with llama.h or with the runtime's size.
+        foreach (FieldInfo field in fields)
         {
             int size = FieldSize(field.FieldType);
             offset = (offset + size - 1) / size * size;
@@ -76,7 +96,7 @@ internal static class NativeAbiCheck
             maxAlign = Math.Max(maxAlign, size);
         }
         int total = (int)((offset + maxAlign - 1) / maxAlign * maxAlign);
-        int runtimeSize = (int)typeof(Unsafe).GetMethod(nameof(Unsafe.SizeOf))!.MakeGenericMethod(type).Invoke(null, null)!;
+        int runtimeSize = RuntimeHelpers.SizeOf(type.TypeHandle);
         if (runtimeSize != total)
         {
             throw new HeedNativeException($"internal: computed layout of {type.Name} ({total} bytes) disagrees with the runtime ({runtimeSize} bytes).");
