@@ -98,10 +98,13 @@ class Prompts:
                           f"Q: What is {nm}'s locker code?\nA:", "answer": code}
 
     def cloze(self):
-        text = self.prose(900)
-        sents = [s for s in re.split(r"(?<=\.)\s+", text) if 40 <= len(s) <= 300]
-        s = self.r.choice(sents)
-        words = [m for m in re.finditer(r"\b[A-Za-z]{5,}\b", s)][1:]
+        while True:                             # prose with a sentence that has a word to blank out
+            text = self.prose(900)
+            sents = [s for s in re.split(r"(?<=\.)\s+", text) if 40 <= len(s) <= 300]
+            s = self.r.choice(sents) if sents else ""
+            words = [m for m in re.finditer(r"\b[A-Za-z]{5,}\b", s)][1:]
+            if words:
+                break
         m = self.r.choice(words)
         blanked = s[:m.start()] + "____" + s[m.end():]
         wrap, gap = self.r.choice(self.w.wrappers)

@@ -109,7 +109,7 @@ def main():
     for n in (1, 3, 5):
         ok, lens = 0, []
         for _ in range(TRIALS):
-            names = r.sample(D.NAMES, n)
+            names = r.sample(D.FIRST, n)
             attr = r.choice(["secret number", "code word", "home town", "favourite colour"])
             vals = [r.choice({"secret number": [str(r.randrange(1000, 100000))], "code word": D.WORDS,
                               "home town": D.TOWNS, "favourite colour": D.COLOURS}[attr]) for _ in names]
@@ -143,7 +143,7 @@ def main():
     # free-form (format not seen in training)
     ok, lens = 0, []
     for _ in range(TRIALS):
-        nm, code = r.choice(D.NAMES), str(r.randrange(1000, 10000))
+        nm, code = r.choice(D.FIRST), str(r.randrange(1000, 10000))
         f1, f2 = filler(600), filler(600)
         p = f"{f1}\nNote: {nm}'s locker code is {code}.\n{f2}\nQ: What is {nm}'s locker code?\nA:"
         g, L = gen(p)

@@ -91,7 +91,7 @@ def main():
         step, tokens, elapsed = ck["step"], ck["tokens"], ck["elapsed"]
         log(f"resumed from {a.resume}: step {step}, tokens {tokens}, elapsed {elapsed:.1f}s")
     log(f"config {json.dumps(cfg.to_dict())} params {model.n_params()} "
-        f"(non-embedding {model.n_params() - 2 * cfg.vocab_size * cfg.d_model})")
+        f"(non-embedding {model.n_params() - (1 if cfg.tie_embeddings else 2) * cfg.vocab_size * cfg.d_model})")
     fwd = torch.compile(model) if a.compile else model
 
     # fixed held-out windows for periodic validation
