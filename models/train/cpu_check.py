@@ -19,7 +19,6 @@ import sys
 import time
 from functools import lru_cache
 
-import numpy as np
 import regex
 import torch
 

@@ -113,8 +113,8 @@ INTRO = ("There is an important info hidden inside a lot of irrelevant text. Fin
 WH = re.compile(r"^(The|A|An) ([A-Za-z][\w-]*(?: [\w-]+){0,3}) (is|are) (.{8,120})\.$")
 
 
-def made_up_word(r, n=None):
-    return "".join(r.choice(SYLLABLES) for _ in range(n or r.randint(2, 3))).capitalize()
+def made_up_word(r):
+    return "".join(r.choice(SYLLABLES) for _ in range(r.randint(2, 3))).capitalize()
 
 
 def entity(r):
