@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a Heed-tiny checkpoint + HF tokenizer.json as GGUF (arch "llama") with the gguf package of the
+"""Write a heed-small (or heed-tiny) checkpoint + HF tokenizer.json as GGUF (arch "llama") with the gguf package of the
 pinned llama.cpp source (gguf-py). Usage:
 
   PYTHONPATH=<llama.cpp>/gguf-py python3 convert.py CKPT.pt TOKENIZER.json OUT.gguf [--type f16|q8_0]
@@ -50,7 +50,7 @@ def main():
     ap.add_argument("tokenizer")
     ap.add_argument("out")
     ap.add_argument("--type", default="f16", choices=["f16", "q8_0"])
-    ap.add_argument("--name", default="heed-tiny")
+    ap.add_argument("--name", default="heed-small")
     a = ap.parse_args()
 
     ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
@@ -61,7 +61,7 @@ def main():
 
     w = gguf.GGUFWriter(a.out, "llama")
     w.add_name(a.name)
-    w.add_description("Heed-tiny: small Llama trained on Debian documentation text + synthetic retrieval tasks")
+    w.add_description(f"{a.name}: small Llama trained on Debian documentation text + synthetic retrieval tasks")
     w.add_license("see models/README.md (trained on GPL/BSD/PSF/... documentation; weights provided as-is)")
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if a.type == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0)
     w.add_vocab_size(cfg["vocab_size"])

@@ -1,19 +1,21 @@
-"""Heed-tiny training data: natural text token arrays + on-the-fly synthetic retrieval episodes.
+"""heed-small training data: natural text token arrays + on-the-fly synthetic retrieval episodes.
 
-Natural text (about 60% of rows): Debian documentation corpus (models/.data/corpus_train.jsonl.xz), split
-into "docs" and "gcide" (dictionary) groups, plus the Python standard library .py files of the training
-machine's interpreter ("code"). Each document is stored as <|bos|> text <|eos|>.
+Natural text (half of the rows): the Debian documentation corpus (models/.corpus/corpus_train.jsonl.xz),
+split into "docs" and "gcide" (dictionary) groups, plus the Python standard library .py files of the
+training machine's interpreter ("code"). Each document is stored as <|bos|> text <|eos|>.
 
-Synthetic rows (the rest): several episodes of up to 2048 tokens each, built at the token level:
-  passkey   filler + "The pass key is 48213. Remember it. 48213 is the pass key." + filler
-            + "What is the pass key? The pass key is 48213."
-  facts     1-4 facts ("The secret number of Alice is 7312.") hidden in natural text, then questions
-  kv        a list of random key: value lines, then "What is the value of KEY? VALUE" queries
-  passage   labelled natural passages, then "Which passage contains "<quote>"? Passage 7." + continuation
-  copy      natural text, then an instruction to repeat a sentence that starts with a quoted prefix, and
-            the copy; or random token strings repeated (induction)
-Tokens that cannot be predicted (first appearance of random keys/values, query choice) are masked out of
-the loss.
+Synthetic rows (the other half): episodes of up to 2048 tokens each, built at the token level, worded from
+the TRAIN_* lists of templates.py (the HELDOUT_* lists are for evaluation only):
+  facts     1-6 facts about made-up entities written as sentences inside real prose (any of 22 sentence
+            forms, 20 attributes with 2-3 names each), distractor sentences that share the question's words,
+            then 1-3 questions in any of 11 forms and 8 wrappers, answered with the value
+  ranking   3-10 labelled passages of real prose (4 formats, one of them Heed's ICR prompt); one holds the
+            answer to the question (a fact, or the sentence a question is about), others hard negatives
+            (the same entity or the same attribute); the answer is the passage's label
+  cloze     real prose, then questions about its sentences: fill in a blank, or "What is X?" for
+            sentences of the form "The X is Y."
+  passkey, kv, copy   heed-tiny's pass key, key: value and copy/induction episodes, at a lower share
+Tokens that cannot be predicted (the first appearance of a random value) are masked out of the loss.
 """
 import glob
 import hashlib
@@ -21,10 +23,13 @@ import json
 import lzma
 import os
 import random
+import re
 import sysconfig
 
 import numpy as np
 import torch
+
+import templates as TPL
 
 BOS, EOS, PAD = 0, 1, 2
 
@@ -82,11 +87,13 @@ def build_arrays(tok, corpus_dir, out_dir):
 
 
 # ----------------------------------------------------------------------------- synthetic episodes
-NAMES = ("Alice Bob Carol David Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy Rupert Sybil Trent "
+FIRST = ("Alice Bob Carol David Erin Frank Grace Heidi Ivan Judy Mallory Olivia Peggy Rupert Sybil Trent "
          "Victor Walter Yusuf Zoe Amara Bruno Chen Dmitri Elena Fatima Gustav Hana Igor Jamal Keiko Lars Maria "
          "Nadia Omar Priya Quentin Rosa Sanjay Tomas Ursula Vera Wen Ximena Yara Zeke Anders Beatriz").split()
-ATTRS = ["secret number", "room number", "lucky number", "favourite colour", "home town", "code word",
-         "password", "pet's name", "favourite fruit", "badge number"]
+SYLLABLES = ("ka ro lin mar te vo sel da ri bel quo nor pe tal wen gri os fa lu dor vin sha mel ko ta zen "
+             "bra cel dun ev har is jor kel mo nik pra rud sor tev ul var wyn").split()
+THINGS = ("server project ship account library village committee laboratory warehouse studio bakery "
+          "station cluster vessel archive orchestra").split()
 WORDS = ("apple river stone cloud violet amber copper falcon harbor meadow lantern orbit pepper quartz saffron "
          "thunder velvet walnut zephyr cobalt ember glacier indigo jasmine kettle lemon marble nectar olive "
          "prism raven silver tulip umber willow yellow basil cedar dune fern garnet hazel iris juniper kiwi "
@@ -96,40 +103,106 @@ COLOURS = "red blue green yellow purple orange teal black white grey pink brown 
 TOWNS = ("Paris Oslo Lima Cairo Delhi Tokyo Quito Rome Vienna Dublin Lisbon Prague Nairobi Havana Seoul Perth "
          "Denver Boston Austin Munich Krakow Bergen Porto Kyoto Hanoi Dakar Tunis Riga Tallinn Zagreb").split()
 FRUITS = "apple banana cherry mango papaya peach plum pear lime grape melon kiwi guava lychee apricot".split()
-CLASSIC = (" The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.")
-KEYNAMES = [("pass key", "The pass key is"), ("passkey", "The passkey is"), ("secret code", "The secret code is"),
-            ("access code", "The access code is"), ("magic number", "The magic number is")]
+ANIMALS = "otter heron lynx badger falcon tortoise gecko walrus ibex marmot puffin jackal".split()
+WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+MONTHS = ("January February March April May June July August September October November "
+          "December").split()
+CLASSIC = " The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
 INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
          "I will quiz you about the important information there.")
+WH = re.compile(r"^(The|A|An) ([A-Za-z][\w-]*(?: [\w-]+){0,3}) (is|are) (.{8,120})\.$")
+
+
+def made_up_word(r):
+    return "".join(r.choice(SYLLABLES) for _ in range(r.randint(2, 3))).capitalize()
+
+
+def entity(r):
+    """A made-up person or thing; many are new token strings, so the model must copy rather than recall."""
+    x = r.random()
+    if x < 0.45:
+        return f"{r.choice(FIRST) if r.random() < 0.5 else made_up_word(r)} {made_up_word(r)}"
+    if x < 0.6:
+        return r.choice(FIRST)
+    if x < 0.8:
+        return f"the {made_up_word(r)} {r.choice(THINGS)}"
+    return f"{r.choice(('Project', 'Team', 'Station', 'Studio'))} {made_up_word(r)}"
+
+
+def value(r, kind):
+    if kind == "number":
+        digits = r.choice((3, 4, 4, 5, 5, 6, 7))
+        return str(r.randrange(10 ** (digits - 1), 10 ** digits))
+    if kind == "password":
+        return f"{r.choice(WORDS)}-{r.randrange(10, 10000)}"
+    if kind == "plate":
+        return f"{chr(65 + r.randrange(26))}{chr(65 + r.randrange(26))}-{r.randrange(100, 10000)}"
+    if kind == "date":
+        return f"{r.choice(MONTHS)} {r.randint(1, 28)}, {r.randint(1980, 2030)}"
+    if kind == "version":
+        return f"{r.randint(0, 12)}.{r.randint(0, 30)}.{r.randint(0, 9)}"
+    if kind == "money":
+        return f"${r.randint(1, 999)},{r.randrange(1000):03d}"
+    if kind == "flight":
+        return f"{chr(65 + r.randrange(26))}{chr(65 + r.randrange(26))} {r.randrange(10, 1000)}"
+    if kind == "person":
+        return f"{r.choice(FIRST)} {made_up_word(r)}"
+    if kind == "name":
+        return made_up_word(r)
+    pool = {"colour": COLOURS, "town": TOWNS, "fruit": FRUITS, "word": WORDS, "weekday": WEEKDAYS,
+            "animal": ANIMALS}[kind]
+    return r.choice(pool)
+
+
+def sentence_case(text):
+    """Capitalise the first letter, so that an entity like "the X server" opens a sentence well."""
+    return text[0].upper() + text[1:]
+
+
+class Wording:
+    """One side (training or held-out) of the templates in templates.py."""
+
+    def __init__(self, heldout):
+        side = "HELDOUT_" if heldout else "TRAIN_"
+        for name in ("ATTRIBUTES", "FACTS", "QUESTIONS", "WRAPPERS", "CLOZE", "RANKING"):
+            setattr(self, name.lower(), getattr(TPL, side + name))
+        self.mentions = TPL.TRAIN_MENTIONS
 
 
 class Synth:
-    def __init__(self, tok, arrays, rng):
+    """Builds episodes as token ids with a loss mask (1 = train on this token)."""
+
+    def __init__(self, tok, arrays, rng, wording=None):
         self.tok, self.a, self.r = tok, arrays, rng
+        self.w = wording or Wording(heldout=False)
         self.cache = {}
         self.classic = self.E(CLASSIC)
         vocab = tok.get_vocab()
         self.nl = np.zeros(len(vocab), dtype=bool)       # tokens that end with a newline
         self.sp = np.zeros(len(vocab), dtype=bool)       # tokens that start with a space
+        self.stop = np.zeros(len(vocab), dtype=bool)     # tokens that end a sentence
+        self.word = np.zeros(len(vocab), dtype=bool)     # " word" tokens worth asking for (4+ letters or digits)
         for t, i in vocab.items():
             self.nl[i] = t.endswith("\u010a")
             self.sp[i] = t.startswith("\u0120")
+            self.stop[i] = t in (".", "?", "!")
+            body = t[1:]
+            self.word[i] = t.startswith("\u0120") and ((body.isalpha() and len(body) >= 4) or body.isdigit())
 
     def E(self, s):
         v = self.cache.get(s)
         if v is None:
             v = self.tok.encode(s, add_special_tokens=False).ids
-            if len(self.cache) < 20000:
+            if len(self.cache) < 50000:
                 self.cache[s] = v
         return v
 
     def num(self):
-        d = self.r.choice((3, 4, 5, 5, 5, 5, 6, 6, 7))
-        return str(self.r.randrange(10 ** (d - 1), 10 ** d))
+        return value(self.r, "number")
 
     def natural(self, n, group=None):
         """n tokens of natural text starting right after a newline, with no BOS/EOS inside."""
-        g = group or self.r.choice(("docs", "docs", "docs", "gcide", "code"))
+        g = group or self.r.choice(("docs", "docs", "docs", "docs", "gcide", "code"))
         arr = self.a[g]
         if len(arr) < n + 4096:
             arr = self.a["docs"]
@@ -141,7 +214,6 @@ class Synth:
             seg = w[s:s + n]
             if not ((seg == BOS) | (seg == EOS)).any():
                 return seg.tolist()
-        seg = w[s:s + n]
         return [t for t in seg.tolist() if t > PAD]
 
     def filler(self, n, kind):
@@ -150,11 +222,163 @@ class Synth:
         if kind == "classic":
             c = self.classic
             return (c * (n // len(c) + 1))[:n]
-        return self.natural(n)
+        return self.natural(n, "docs" if self.r.random() < 0.8 else None)
 
-    # each episode returns (ids, mask) with mask 1 = train on this token
+    # ------------------------------------------------------------------ facts about made-up entities
+    def make_fact(self):
+        names, kind = self.r.choice(self.w.attributes)
+        return {"E": entity(self.r), "names": names, "kind": kind, "V": value(self.r, kind)}
+
+    def fact_pieces(self, f, sep, template=None):
+        """The fact as a sentence: [(ids, mask)], its value's first appearance masked out of the loss."""
+        t = (template or self.r.choice(self.w.facts)).replace("{E}", f["E"]).replace("{A}", self.r.choice(f["names"]))
+        before, after = sentence_case(t).split("{V}")
+        if before:
+            before, v = sep + before.rstrip(" "), " " + f["V"]
+        else:                                   # the value opens the sentence
+            v = sep + f["V"]
+        return [(self.E(before), 1), (self.E(v), 0), (self.E(after), 1)]
+
+    def mention_pieces(self, f, sep):
+        t = self.r.choice(self.w.mentions).replace("{E}", f["E"]).replace("{A}", self.r.choice(f["names"]))
+        return [(self.E(sep + sentence_case(t)), 1)]
+
+    def ask(self, f):
+        q = self.r.choice(self.w.questions).replace("{E}", f["E"]).replace("{A}", self.r.choice(f["names"]))
+        return sentence_case(q)
+
+    def question_pieces(self, f):
+        q = self.ask(f)
+        wrap, gap = self.r.choice(self.w.wrappers)
+        return [(self.E(wrap.replace("{Q}", q)), 1), (self.E(gap + f["V"]), 1), (self.E("." if self.r.random() < 0.5 else "\n"), 1)]
+
+    def insert(self, filler, pieces_list):
+        """Put each sentence (a list of pieces) into the filler at a sentence end or a line start."""
+        n = len(filler)
+        spots = [i + 1 for i in range(n - 1)
+                 if self.nl[filler[i]] or (self.stop[filler[i]] and (self.sp[filler[i + 1]] or self.nl[filler[i + 1]]))]
+        cuts = sorted(self.r.choice(spots or [n]) for _ in pieces_list)
+        parts, prev = [], 0
+        for c, pieces in zip(cuts, pieces_list):
+            parts.append((filler[prev:c], 1))
+            line_start = c > 0 and self.nl[filler[c - 1]]
+            parts += pieces("" if line_start else " ")
+            if line_start:
+                parts.append((self.E("\n"), 1))
+            prev = c
+        parts.append((filler[prev:], 1))
+        return parts
+
+    def facts(self, L):
+        """1-6 facts and distractor mentions in prose, then 1-3 questions."""
+        n = self.r.randint(1, 6)
+        fs = [self.make_fact() for _ in range(n)]
+        if n > 1 and self.r.random() < 0.5:           # same attribute for all: the entity decides
+            for f in fs[1:]:
+                f["names"], f["kind"], f["V"] = fs[0]["names"], fs[0]["kind"], value(self.r, fs[0]["kind"])
+        if n > 1 and self.r.random() < 0.3:           # one entity with several attributes
+            for f in fs[1:]:
+                f["E"] = fs[0]["E"]
+        fs = [f for i, f in enumerate(fs) if all((f["E"], f["names"]) != (g["E"], g["names"]) for g in fs[:i])]
+        sentences = [lambda sep, f=f: self.fact_pieces(f, sep) for f in fs]
+        sentences += [lambda sep, f=self.r.choice(fs): self.mention_pieces(f, sep)
+                      for _ in range(self.r.choice((0, 0, 1, 2)))]
+        self.r.shuffle(sentences)
+        qs = []
+        for f in self.r.sample(fs, self.r.randint(1, min(3, len(fs)))):
+            qs += self.question_pieces(f)
+        intro = [(self.E(INTRO + "\n"), 1)] if self.r.random() < 0.1 else []
+        used = sum(len(x) for x, _ in intro + qs) + sum(len(x) + 2 for s in sentences for x, _ in s(" "))
+        f = self.filler(max(0, L - used), "natural" if self.r.random() < 0.9 else "classic")
+        return _cat(intro + self.insert(f, sentences) + qs)
+
+    # ------------------------------------------------------------------ questions about real sentences
+    def sentences_in(self, ids):
+        """(start, end) token spans of sentences of 8-60 tokens (end: just past the full stop)."""
+        ends = [i + 1 for i in range(len(ids)) if self.stop[ids[i]] or self.nl[ids[i]]]
+        return [(a, b) for a, b in zip(ends, ends[1:]) if 8 <= b - a <= 60 and self.stop[ids[b - 1]]]
+
+    def sentence_question(self, ids, span):
+        """A question about the sentence ids[span], answerable by copying from it: (question, answer)."""
+        a, b = span
+        text = self.tok.decode(ids[a:b]).strip()
+        m = WH.match(text)
+        if m and self.r.random() < 0.5:
+            return f"What {m.group(3)} {m.group(1).lower()} {m.group(2)}?", m.group(4)
+        words = [i for i in range(a + 2, b - 1) if self.word[ids[i]]]
+        if not words:
+            return None
+        i = self.r.choice(words)
+        blanked = (self.tok.decode(ids[a:i]) + " ____" + self.tok.decode(ids[i + 1:b])).strip()
+        return self.r.choice(self.w.cloze).replace("{S}", blanked), self.tok.decode([ids[i]]).strip()
+
+    def cloze(self, L):
+        """Natural text, then 1-3 questions about its sentences (fill the blank, or what X is)."""
+        t = self.natural(max(60, L - 250))
+        parts, used = [(t, 1)], len(t)
+        spans = self.sentences_in(t)
+        self.r.shuffle(spans)
+        asked, wanted = 0, self.r.randint(1, 3)
+        for span in spans[:6]:
+            qa = self.sentence_question(t, span)
+            if qa is None:
+                continue
+            q, ans = qa
+            wrap, gap = self.r.choice(self.w.wrappers)
+            qa_parts = [(self.E(wrap.replace("{Q}", q)), 1), (self.E(gap + ans), 1), (self.E("\n"), 1)]
+            n = sum(len(x) for x, _ in qa_parts)
+            if used + n > L:
+                break
+            parts += qa_parts
+            used += n
+            asked += 1
+            if asked == wanted:
+                break
+        if not asked:
+            return self.copy(L)
+        return _cat(parts)
+
+    # ------------------------------------------------------------------ which passage answers
+    def ranking(self, L):
+        """Labelled passages of real text; one holds the answer (a fact, or the sentence asked about),
+        others hold hard negatives (the same entity or attribute); the answer is the passage's label."""
+        header, label, ask, close = self.r.choice(self.w.ranking)
+        k = self.r.randint(3, 10)
+        per = max(30, min(180, (L - 250) // k - 8))
+        passages = [self.natural(self.r.randint(per // 2, per), "docs" if self.r.random() < 0.85 else None)
+                    for _ in range(k)]
+        j = self.r.randrange(k)
+        bodies = [[(p, 1)] for p in passages]
+        if self.r.random() < 0.6:
+            f = self.make_fact()
+            bodies[j] = self.insert(passages[j], [lambda sep: self.fact_pieces(f, sep)])
+            for i in self.r.sample([i for i in range(k) if i != j], min(k - 1, self.r.randint(0, 3))):
+                g = dict(f, V=value(self.r, f["kind"]))
+                if self.r.random() < 0.5:
+                    g["E"] = entity(self.r)
+                else:
+                    g["names"], g["kind"] = self.r.choice(self.w.attributes)
+                    g["V"] = value(self.r, g["kind"])
+                kind = self.r.random()
+                sentence = (lambda sep, g=g: self.fact_pieces(g, sep)) if kind < 0.7 else \
+                    (lambda sep, g=f: self.mention_pieces(g, sep))
+                bodies[i] = self.insert(passages[i], [sentence])
+            q = self.ask(f)
+        else:
+            spans = self.sentences_in(passages[j])
+            qa = self.sentence_question(passages[j], self.r.choice(spans)) if spans else None
+            if qa is None:
+                return self.facts(L)
+            q = qa[0]
+        parts = [(self.E(header), 1)] if header else []
+        for i, body in enumerate(bodies):
+            parts += [(self.E(label.replace("{N}", str(i + 1))), 1)] + body
+        parts += [(self.E(ask.replace("{Q}", q)), 1), (self.E(f"{j + 1}{close}"), 1), (self.E("\n"), 1)]
+        return _cat(parts)
+
+    # ------------------------------------------------------------------ heed-tiny's tasks, kept at a lower share
     def passkey(self, L):
-        name, phrase = self.r.choice(KEYNAMES)
+        name, phrase = self.r.choice(TPL.KEYNAMES)
         k = self.num()
         kind = "classic" if self.r.random() < 0.45 else "natural"
         intro = self.E(INTRO) if self.r.random() < 0.5 else []
@@ -165,45 +389,7 @@ class Synth:
         used = len(intro) + sum(len(x) for x, _ in nd + q)
         f = self.filler(max(0, L - used), kind)
         cut = int(len(f) * self.r.random())
-        parts = [(intro, 1), (f[:cut], 1)] + nd + [(f[cut:], 1)] + q
-        return _cat(parts)
-
-    def _fact_value(self, attr):
-        if "number" in attr:
-            return self.num()
-        if "colour" in attr:
-            return self.r.choice(COLOURS)
-        if "town" in attr:
-            return self.r.choice(TOWNS)
-        if "fruit" in attr:
-            return self.r.choice(FRUITS)
-        return self.r.choice(WORDS)
-
-    def facts(self, L):
-        n = self.r.randint(1, 5)
-        names = self.r.sample(NAMES, n)
-        attr_same = self.r.random() < 0.5
-        attrs = [self.r.choice(ATTRS)] * n if attr_same else [self.r.choice(ATTRS) for _ in range(n)]
-        vals = [self._fact_value(a) for a in attrs]
-        needles = [[(self.E(f"\nThe {a} of {nm} is"), 1), (self.E(" " + v), 0), (self.E(".\n"), 1)]
-                   for a, nm, v in zip(attrs, names, vals)]
-        order = list(range(n))
-        self.r.shuffle(order)
-        nq = self.r.randint(1, n)
-        qs = []
-        for i in order[:nq]:
-            qs += [(self.E(f"\nQuestion: What is the {attrs[i]} of {names[i]}?\nAnswer: The {attrs[i]} of {names[i]} is"), 1),
-                   (self.E(" " + vals[i]), 1), (self.E("."), 1)]
-        used = sum(len(x) for nd in needles for x, _ in nd) + sum(len(x) for x, _ in qs)
-        f = self.filler(max(0, L - used), "natural" if self.r.random() < 0.8 else "classic")
-        cuts = sorted(self.r.randrange(0, len(f) + 1) for _ in range(n))
-        parts, prev = [], 0
-        for c, nd in zip(cuts, needles):
-            parts.append((f[prev:c], 1))
-            parts += nd
-            prev = c
-        parts.append((f[prev:], 1))
-        return _cat(parts + qs)
+        return _cat([(intro, 1), (f[:cut], 1)] + nd + [(f[cut:], 1)] + q)
 
     def _key(self):
         r = self.r.random()
@@ -239,41 +425,12 @@ class Synth:
                       (self.E(" " + v), 1)]
         return _cat(parts)
 
-    def passage(self, L):
-        parts, used, ps = [], 0, []
-        i = 1
-        while used < L - 120:
-            n = self.r.randint(40, 200)
-            if used + n + 100 > L:
-                break
-            t = self.natural(n, self.r.choice(("docs", "docs", "gcide", "code")))
-            head = self.E(f"\nPassage {i}:\n")
-            parts += [(head, 1), (t, 1)]
-            ps.append(t)
-            used += len(head) + len(t)
-            i += 1
-        if len(ps) < 2:
-            return self.facts(L)
-        j = self.r.randrange(len(ps))
-        t = ps[j]
-        starts = [s for s in range(0, max(1, len(t) - 30)) if self.sp[t[s]]] or [0]
-        s = self.r.choice(starts)
-        ql = self.r.randint(6, 14)
-        quote = self.tok.decode(t[s:s + ql]).strip()
-        parts += [(self.E("\nQuestion: Which passage contains \""), 1), (self.E(quote), 0),
-                  (self.E("\"?\nAnswer: Passage"), 1), (self.E(f" {j + 1}"), 1), (self.E("."), 1)]
-        if self.r.random() < 0.6:
-            cont = t[s + ql:s + ql + self.r.randint(8, 30)]
-            parts += [(self.E(" It continues:"), 1), (self.E(" " + quote), 1), (cont, 1)]
-        return _cat(parts)
-
     def copy(self, L):
         if self.r.random() < 0.3:          # random token induction
             n = self.r.randint(10, 120)
             seq = [self.r.randrange(3, len(self.nl)) for _ in range(n)]
             reps = max(2, min(6, L // max(1, n)))
-            parts = [(seq, 0)] + [(seq, 1)] * (reps - 1)
-            return _cat(parts)
+            return _cat([(seq, 0)] + [(seq, 1)] * (reps - 1))
         n = self.r.randint(100, max(101, L - 120))
         t = self.natural(n)
         starts = [s for s in range(0, max(1, len(t) - 60)) if self.sp[t[s]]] or [0]
@@ -283,17 +440,16 @@ class Synth:
         return _cat([(t, 1), (self.E(f"\nRepeat the text that starts with \"{pre}\":"), 1),
                      (self.E(" " + pre), 1), (t[s + 5:s + 5 + m], 1)])
 
+    MIX = (("facts", 0.34), ("ranking", 0.24), ("cloze", 0.14), ("passkey", 0.10), ("kv", 0.09), ("copy", 0.09))
+
     def episode(self, L):
-        r = self.r.random()
-        if r < 0.30:
-            return self.passkey(L)
-        if r < 0.52:
-            return self.facts(L)
-        if r < 0.70:
-            return self.kv(L)
-        if r < 0.85:
-            return self.passage(L)
-        return self.copy(L)
+        """An episode of at most about L tokens; one that came out longer (short L) is drawn again."""
+        for _ in range(3):
+            kind = self.r.choices([k for k, _ in self.MIX], [w for _, w in self.MIX])[0]
+            ids, mask = getattr(self, kind)(L)
+            if len(ids) <= L + 1:
+                break
+        return ids, mask
 
     def row(self, T):
         ids, mask = [], []
@@ -323,7 +479,7 @@ def _cat(parts):
 class Stream(torch.utils.data.IterableDataset):
     """Yields (x, y, is_synth) batches; y = -100 where masked."""
 
-    def __init__(self, tok_path, arr_dir, batch, T, p_synth, seed, weights=(("docs", 0.55), ("gcide", 0.3), ("code", 0.15))):
+    def __init__(self, tok_path, arr_dir, batch, T, p_synth, seed, weights=(("docs", 0.76), ("gcide", 0.06), ("code", 0.18))):
         self.tok_path, self.arr_dir, self.B, self.T, self.p = tok_path, arr_dir, batch, T, p_synth
         self.seed, self.weights = seed, weights
 

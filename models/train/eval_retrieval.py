@@ -28,6 +28,7 @@ import data as D  # noqa: E402
 from model import Config, Llama  # noqa: E402
 
 TRIALS = 20
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_gguf(path):
@@ -44,8 +45,9 @@ def load_gguf(path):
                  norm_eps=float(f("llama.attention.layer_norm_rms_epsilon")),
                  head_dim=int(f("llama.rope.dimension_count")))
     T = {t.name: torch.from_numpy(np.array(t.data, dtype=np.float32)) for t in r.tensors}
+    cfg.tie_embeddings = "output.weight" not in T
     sd = {"tok_emb.weight": T["token_embd.weight"], "norm.weight": T["output_norm.weight"],
-          "lm_head.weight": T["output.weight"]}
+          "lm_head.weight": T.get("output.weight", T["token_embd.weight"])}
     names = {"attn_norm": "attn_norm", "attn_q": "attn.wq", "attn_k": "attn.wk", "attn_v": "attn.wv",
              "attn_output": "attn.wo", "ffn_norm": "ffn_norm", "ffn_gate": "mlp.w_gate", "ffn_up": "mlp.w_up",
              "ffn_down": "mlp.w_down"}
@@ -54,7 +56,7 @@ def load_gguf(path):
             sd[f"blocks.{i}.{p}.weight"] = T[f"blk.{i}.{g}.weight"]
     m = Llama(cfg)
     m.load_state_dict(sd)
-    return m.cuda().eval(), cfg
+    return m.to(DEV).eval(), cfg
 
 
 def main():
@@ -75,9 +77,9 @@ def main():
         ids = [0] + tok.encode(prompt).ids
         assert len(ids) + n <= cfg.ctx, len(ids)
         out = []
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(DEV, dtype=torch.bfloat16, enabled=DEV == "cuda"):
             for _ in range(n):
-                nxt = int(model(torch.tensor([ids], device="cuda"))[0, -1].argmax())
+                nxt = int(model(torch.tensor([ids], device=DEV))[0, -1].argmax())
                 if nxt in (0, 1):
                     break
                 out.append(nxt)
@@ -107,7 +109,7 @@ def main():
     for n in (1, 3, 5):
         ok, lens = 0, []
         for _ in range(TRIALS):
-            names = r.sample(D.NAMES, n)
+            names = r.sample(D.FIRST, n)
             attr = r.choice(["secret number", "code word", "home town", "favourite colour"])
             vals = [r.choice({"secret number": [str(r.randrange(1000, 100000))], "code word": D.WORDS,
                               "home town": D.TOWNS, "favourite colour": D.COLOURS}[attr]) for _ in names]
@@ -141,7 +143,7 @@ def main():
     # free-form (format not seen in training)
     ok, lens = 0, []
     for _ in range(TRIALS):
-        nm, code = r.choice(D.NAMES), str(r.randrange(1000, 10000))
+        nm, code = r.choice(D.FIRST), str(r.randrange(1000, 10000))
         f1, f2 = filler(600), filler(600)
         p = f"{f1}\nNote: {nm}'s locker code is {code}.\n{f2}\nQ: What is {nm}'s locker code?\nA:"
         g, L = gen(p)

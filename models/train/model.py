@@ -1,4 +1,4 @@
-"""Heed-tiny: a minimal Llama (RMSNorm, SwiGLU, GQA, RoPE) in PyTorch.
+"""Heed-small (and heed-tiny): a minimal Llama (RMSNorm, SwiGLU, GQA, RoPE) in PyTorch.
 
 RoPE uses llama.cpp's LLAMA_ROPE_TYPE_NORM convention: adjacent pairs (x[2i], x[2i+1]) are rotated by
 pos * base^(-2i/head_dim). With that convention the q/k weights go into GGUF unpermuted.
@@ -14,17 +14,18 @@ import torch.nn.functional as F
 
 @dataclass
 class Config:
+    """Defaults: heed-small. heed-tiny was d_model 384, 6 heads, ffn_dim 1024, untied embeddings."""
     vocab_size: int = 12288
-    d_model: int = 384
+    d_model: int = 512
     n_layer: int = 8
-    n_head: int = 6
+    n_head: int = 8
     n_kv_head: int = 2
     head_dim: int = 64
-    ffn_dim: int = 1024
+    ffn_dim: int = 1408
     ctx: int = 2048
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
-    tie_embeddings: bool = False
+    tie_embeddings: bool = True
 
     def to_dict(self):
         return asdict(self)

@@ -14,6 +14,8 @@ Steps:
      models/fixtures/heldout.txt (a few KB of held-out text).
 
 Usage: python3 models/train/prep_data.py
+       python3 models/train/prep_data.py --slim OUT_DIR    a copy without the dictionary (GCIDE), small
+                                                           enough to carry to the GPU machine
 """
 import gzip
 import hashlib
@@ -415,8 +417,22 @@ def main():
         print(p.name, p.stat().st_size)
 
 
+def slim(out_dir):
+    """Copy of the corpus small enough to travel to the GPU machine (64 MiB with the repository): the
+    training documents without the dictionary (GCIDE); the held-out file unchanged."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with lzma.open(out / "corpus_train.jsonl.xz", "wt", encoding="utf-8", preset=6) as f:
+        for line in lzma.open(CORPUS / "corpus_train.jsonl.xz", "rt", encoding="utf-8"):
+            if not line.startswith('{"src": "dict-gcide"'):
+                f.write(line)
+    (out / "corpus_heldout.jsonl.xz").write_bytes((CORPUS / "corpus_heldout.jsonl.xz").read_bytes())
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--fixture-only"]:
+    if sys.argv[1:2] == ["--slim"]:
+        slim(sys.argv[2])
+    elif sys.argv[1:] == ["--fixture-only"]:
         write_fixture([json.loads(l) for l in lzma.open(CORPUS / "corpus_heldout.jsonl.xz", "rt", encoding="utf-8")])
     else:
         sys.exit(main())

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train Heed-tiny (PyTorch, bf16 autocast, AdamW, cosine LR over a wall-clock budget, resumable).
+"""Train heed-small (PyTorch, bf16 autocast, AdamW, cosine LR over a wall-clock budget, resumable).
 
   python3 train.py --tok models/tokenizer.json --data models/.data --arr /tmp/heed_arr --out /tmp/ckpt \
       --time-budget 480 [--compile] [--resume /tmp/ckpt/ckpt.pt]
@@ -42,8 +42,8 @@ def main():
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--wd", type=float, default=0.1)
-    ap.add_argument("--p-synth", type=float, default=0.45)
-    ap.add_argument("--workers", type=int, default=10)
+    ap.add_argument("--p-synth", type=float, default=0.5)
+    ap.add_argument("--workers", type=int, default=13)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--resume", default="")
     ap.add_argument("--seed", type=int, default=1234)
@@ -91,7 +91,7 @@ def main():
         step, tokens, elapsed = ck["step"], ck["tokens"], ck["elapsed"]
         log(f"resumed from {a.resume}: step {step}, tokens {tokens}, elapsed {elapsed:.1f}s")
     log(f"config {json.dumps(cfg.to_dict())} params {model.n_params()} "
-        f"(non-embedding {model.n_params() - 2 * cfg.vocab_size * cfg.d_model})")
+        f"(non-embedding {model.n_params() - (1 if cfg.tie_embeddings else 2) * cfg.vocab_size * cfg.d_model})")
     fwd = torch.compile(model) if a.compile else model
 
     # fixed held-out windows for periodic validation
