@@ -1,5 +1,7 @@
 using System.IO.Compression;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace Heed.Cli.Bench;
 
@@ -12,7 +14,6 @@ internal sealed class HeldOutData
 {
     public static readonly string[] Splits = ["dev", "test"];
 
-    private static readonly JsonSerializerOptions Json = new() { PropertyNameCaseInsensitive = true };
 
     private HeldOutData(DirectoryInfo folder, string split)
     {
@@ -62,7 +63,7 @@ internal sealed class HeldOutData
     public sealed record RerankCase(string Query, IReadOnlyList<string> Passages, int Relevant);
 
     public IReadOnlyList<RerankCase> LoadRerankCases() =>
-        ReadJsonLines<RerankCase>("rerank.jsonl", c => c.Query is { Length: > 0 } && c.Passages is { Count: > 1 } && c.Relevant >= 0 && c.Relevant < c.Passages.Count);
+        ReadJsonLines("rerank.jsonl", HeldOutJson.Default.RerankCase, c => c.Query is { Length: > 0 } && c.Passages is { Count: > 1 } && c.Relevant >= 0 && c.Relevant < c.Passages.Count);
 
     /// <summary>Every paragraph of every page, pages in file order.</summary>
     public IReadOnlyList<string> LoadParagraphs()
@@ -72,7 +73,7 @@ internal sealed class HeldOutData
         using var gzip = new GZipStream(File.OpenRead(path), CompressionMode.Decompress);
         using var reader = new StreamReader(gzip);
         var paragraphs = new List<string>();
-        foreach (Page page in ReadJsonLines<Page>(reader, path, p => p.Paragraphs is { Count: > 0 }))
+        foreach (Page page in ReadJsonLines(reader, path, HeldOutJson.Default.Page, p => p.Paragraphs is { Count: > 0 }))
         {
             paragraphs.AddRange(page.Paragraphs);
         }
@@ -83,7 +84,7 @@ internal sealed class HeldOutData
     {
         string path = Path.Combine(Folder.FullName, "needles.json");
         RequireFile(path);
-        NeedleTemplate[] templates = JsonSerializer.Deserialize<NeedleTemplate[]>(File.ReadAllText(path), Json)
+        NeedleTemplate[] templates = JsonSerializer.Deserialize(File.ReadAllText(path), HeldOutJson.Default.NeedleTemplateArray)
                                      ?? throw new InvalidOperationException($"{path} holds no needle templates.");
         foreach (NeedleTemplate t in templates)
         {
@@ -92,17 +93,17 @@ internal sealed class HeldOutData
         return templates;
     }
 
-    private sealed record Page(string Id, IReadOnlyList<string> Paragraphs);
+    internal sealed record Page(string Id, IReadOnlyList<string> Paragraphs);
 
-    private IReadOnlyList<T> ReadJsonLines<T>(string name, Func<T, bool> valid)
+    private IReadOnlyList<T> ReadJsonLines<T>(string name, JsonTypeInfo<T> type, Func<T, bool> valid)
     {
         string path = Path.Combine(Folder.FullName, name);
         RequireFile(path);
         using var reader = new StreamReader(path);
-        return ReadJsonLines(reader, path, valid);
+        return ReadJsonLines(reader, path, type, valid);
     }
 
-    private static List<T> ReadJsonLines<T>(TextReader reader, string path, Func<T, bool> valid)
+    private static List<T> ReadJsonLines<T>(TextReader reader, string path, JsonTypeInfo<T> type, Func<T, bool> valid)
     {
         var items = new List<T>();
         int lineNumber = 0;
@@ -116,7 +117,7 @@ internal sealed class HeldOutData
             T? item;
             try
             {
-                item = JsonSerializer.Deserialize<T>(line, Json);
+                item = JsonSerializer.Deserialize(line, type);
             }
             catch (JsonException e)
             {
@@ -135,3 +136,10 @@ internal sealed class HeldOutData
         }
     }
 }
+
+// Source-generated readers: the CLI is trimmed and AOT-compatible, so no reflection-based JSON.
+[JsonSourceGenerationOptions(PropertyNameCaseInsensitive = true)]
+[JsonSerializable(typeof(HeldOutData.RerankCase))]
+[JsonSerializable(typeof(HeldOutData.Page))]
+[JsonSerializable(typeof(NeedleTemplate[]))]
+internal sealed partial class HeldOutJson : JsonSerializerContext;
