@@ -64,11 +64,19 @@ public static class JsonSchemaGrammar
     /// </summary>
     internal sealed class Builder(JsonGrammarLimits limits)
     {
-        // Keywords that only describe a value; they constrain nothing the grammar must enforce.
-        private static readonly HashSet<string> Annotations =
-            ["description", "title", "default", "examples", "$schema", "$id", "$comment", "readOnly", "writeOnly", "deprecated"];
+        private static readonly HashSet<string> Unsupported =
+        [
+            "$ref", "$dynamicRef", "$recursiveRef", "allOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependentRequired",
+            "dependencies", "prefixItems", "contains", "minContains", "maxContains", "uniqueItems", "unevaluatedItems", "unevaluatedProperties",
+            "propertyNames", "patternProperties", "minProperties", "maxProperties", "pattern", "multipleOf", "minimum", "maximum",
+            "exclusiveMinimum", "exclusiveMaximum",
+        ];
 
         private static readonly Dictionary<string, JsonElement> NoKeywords = [];
+
+        // Keywords whose meaning anyOf would have to be intersected with.
+        private static readonly HashSet<string> Constraining =
+            ["type", "enum", "const", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "format"];
 
         private readonly List<(string Name, string Body)> _rules = [];
         private readonly Dictionary<string, string> _nameOfBody = [];
@@ -121,14 +129,19 @@ public static class JsonSchemaGrammar
             var keywords = new Dictionary<string, JsonElement>();
             foreach (JsonProperty property in schema.EnumerateObject())
             {
-                if (!Annotations.Contains(property.Name))
-                {
-                    keywords[property.Name] = property.Value;
-                }
+                keywords[property.Name] = property.Value;
+            }
+            RefuseUnsupported(keywords, path);
+            string[] combined = ["enum", "const", "anyOf"];
+            bool anyOfWithSiblings = keywords.ContainsKey("anyOf") && Constraining.Overlaps(keywords.Keys);
+            if (combined.Count(keywords.ContainsKey) > 1 || anyOfWithSiblings)
+            {
+                throw new NotSupportedException(
+                    $"The JSON schema at {path} combines {string.Join(", ", keywords.Keys.Where(k => combined.Contains(k) || Constraining.Contains(k)))}; " +
+                    "Heed's grammar converter takes enum, const or anyOf alone.");
             }
             if (keywords.TryGetValue("enum", out JsonElement values))
             {
-                Allow(keywords, path, "enum", "type");
                 if (values.ValueKind != JsonValueKind.Array || values.GetArrayLength() == 0)
                 {
                     throw new NotSupportedException($"The JSON schema at {path} has an enum that is not a non-empty array.");
@@ -137,12 +150,10 @@ public static class JsonSchemaGrammar
             }
             if (keywords.TryGetValue("const", out JsonElement constant))
             {
-                Allow(keywords, path, "const", "type");
                 return Rule(hint, Literal(Compact(constant)));
             }
             if (keywords.TryGetValue("anyOf", out JsonElement anyOf))
             {
-                Allow(keywords, path, "anyOf");
                 if (anyOf.ValueKind != JsonValueKind.Array || anyOf.GetArrayLength() == 0)
                 {
                     throw new NotSupportedException($"The JSON schema at {path} has an anyOf that is not a non-empty array.");
@@ -152,7 +163,6 @@ public static class JsonSchemaGrammar
             }
             if (!keywords.TryGetValue("type", out JsonElement type))
             {
-                Allow(keywords, path);
                 return AnyValue();
             }
             string[] types = type.ValueKind switch
@@ -162,19 +172,8 @@ public static class JsonSchemaGrammar
                 _ => throw new NotSupportedException($"The JSON schema at {path} has a 'type' that is neither a name nor a list of names."),
             };
             string[] alternatives = types.Select(t => OfType(t, keywords, hint, path)).ToArray();
-            // Keywords for another type are ignored for this one; those no type uses are an error.
-            string[] used = types.SelectMany(KeywordsOf).Append("type").ToArray();
-            Allow(keywords, path, used);
             return alternatives.Length == 1 ? alternatives[0] : Rule(hint, string.Join(" | ", alternatives));
         }
-
-        private static IEnumerable<string> KeywordsOf(string type) => type switch
-        {
-            "object" => ["properties", "required", "additionalProperties"],
-            "array" => ["items", "minItems", "maxItems"],
-            "string" => ["minLength", "maxLength", "format"],
-            _ => [],
-        };
 
         private string OfType(string type, Dictionary<string, JsonElement> keywords, string hint, string path) => type switch
         {
@@ -326,11 +325,14 @@ public static class JsonSchemaGrammar
             return _anyObject!;
         }
 
-        private static void Allow(Dictionary<string, JsonElement> keywords, string path, params string[] allowed)
+        // Refuses the JSON Schema keywords that constrain values in ways the grammar does not
+        // enforce. Other keywords are annotations to a validator (the spec ignores unknown ones,
+        // such as Semantic Kernel's "condition"), and keywords of another type do not apply.
+        private static void RefuseUnsupported(Dictionary<string, JsonElement> keywords, string path)
         {
             foreach (string keyword in keywords.Keys)
             {
-                if (!allowed.Contains(keyword))
+                if (Unsupported.Contains(keyword))
                 {
                     throw new NotSupportedException(
                         $"The JSON schema keyword '{keyword}' (at {path}) is not supported by Heed's grammar converter, so output could not be guaranteed valid for it. " +

@@ -24,6 +24,7 @@ public sealed class JsonSchemaGrammarTests(ShippedModelFixture fixture)
         """{"type":"string","format":"date-time"}""",
         """{"anyOf":[{"type":"string","format":"uuid"},{"type":"string","format":"date"},{"const":{"a":[1,"\"q\\"]}}]}""",
         """{"description":"anything"}""",
+        """{"type":"object","condition":"an annotation Semantic Kernel writes","properties":{"a":{"type":"integer","minLength":3}}}""",
         "true",
     };
 
@@ -58,6 +59,7 @@ public sealed class JsonSchemaGrammarTests(ShippedModelFixture fixture)
     [InlineData("""{"type":"string","format":"email"}""", "email")]
     [InlineData("""{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}""", "'b'")]
     [InlineData("""{"type":"decimal"}""", "decimal")]
+    [InlineData("""{"anyOf":[{"type":"string"}],"type":"string"}""", "combines")]
     public void AnUnsupportedConstructIsRefusedByName(string schema, string construct)
     {
         var e = Assert.Throws<NotSupportedException>(() => JsonSchemaGrammar.FromSchema(JsonDocument.Parse(schema).RootElement));
