@@ -20,6 +20,9 @@ internal sealed class ReplyFormat
     private const string CallKey = "tool_call";
     private const string AnswerKey = "answer";
 
+    // M.E.AI's options (they serialize its content types) but compact, as the grammar writes JSON.
+    private static readonly JsonSerializerOptions CompactJson = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
+
     private readonly bool _answerIsJson;
 
     private ReplyFormat(string instructions, string grammar, bool toolsOffered, bool answerIsJson)
@@ -164,7 +167,7 @@ internal sealed class ReplyFormat
         JsonSerializer.Serialize(new Dictionary<string, object>
         {
             [CallKey] = new Dictionary<string, object?> { ["name"] = call.Name, ["arguments"] = call.Arguments ?? new Dictionary<string, object?>() },
-        }, AIJsonUtilities.DefaultOptions);
+        }, CompactJson);
 
     /// <summary>A tool's result as text for the model.</summary>
     public static string Render(FunctionResultContent result) => result.Result switch
@@ -172,6 +175,6 @@ internal sealed class ReplyFormat
         null => result.Exception is { } e ? "Error: " + e.Message : "null",
         string s => s,
         JsonElement element => element.GetRawText(),
-        object value => JsonSerializer.Serialize(value, value.GetType(), AIJsonUtilities.DefaultOptions),
+        object value => JsonSerializer.Serialize(value, value.GetType(), CompactJson),
     };
 }

@@ -91,6 +91,32 @@ public sealed class ToolCallingTests(ShippedModelFixture fixture, ITestOutputHel
     }
 
     [Fact]
+    public async Task StreamingDeliversTheCallWhole()
+    {
+        using LlamaChatClient client = Client();
+        var options = new ChatOptions { Tools = [Functions().Single(f => f.Name == "get_pass_key")], ToolMode = ChatToolMode.RequireAny };
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync(Question, options))
+        {
+            updates.Add(update);
+        }
+        ChatResponse response = updates.ToChatResponse();
+        Assert.Equal(ChatFinishReason.ToolCalls, response.FinishReason);
+        Assert.Equal("get_pass_key", Assert.Single(updates.SelectMany(u => u.Contents).OfType<FunctionCallContent>()).Name);
+    }
+
+    [Fact]
+    public async Task ACallCutShortByMaxOutputTokensIsNoCall()
+    {
+        using LlamaChatClient client = Client();
+        var options = new ChatOptions { Tools = [Functions().Single(f => f.Name == "get_pass_key")], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 3 };
+        ChatResponse response = await client.GetResponseAsync(Question, options);
+        Assert.Equal(ChatFinishReason.Length, response.FinishReason);
+        Assert.Empty(response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+        Assert.StartsWith("{", response.Text);
+    }
+
+    [Fact]
     public async Task StructuredOutputDeserializesAndIsValidForItsSchema()
     {
         using LlamaChatClient client = Client();
