@@ -156,15 +156,17 @@ public sealed class HeedPluginTests(ShippedModelFixture fixture) : IDisposable
 
     private static KernelFunction Rerank(Kernel kernel) => kernel.Plugins.GetFunction("heed", "rerank_documents");
 
-    // The tool ran once and the model's next request carried its result (the tool's JSON, or SK's
+    // The tool ran and the model's next request carried its result (the tool's JSON, or SK's
     // error line when the tool refused the model's arguments); the model answered from there.
     private static string AssertTheResultReachedTheAnswer(FunctionResult answer, RecordingChatClient model, List<(string Name, string Result)> tools, string toolName)
     {
-        (string name, string toolResult) = Assert.Single(tools);
+        // The model may call again after seeing a result; the first call is checked.
+        Assert.NotEmpty(tools);
+        (string name, string toolResult) = tools[0];
         Assert.Equal(toolName, name);
-        Assert.Equal(2, model.Requests.Count);
-        Microsoft.Extensions.AI.FunctionCallContent call = Assert.Single(model.Requests[1].SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>());
-        Microsoft.Extensions.AI.FunctionResultContent fed = Assert.Single(model.Requests[1].SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionResultContent>());
+        Assert.True(model.Requests.Count >= 2);
+        Microsoft.Extensions.AI.FunctionCallContent call = model.Requests[1].SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>().First();
+        Microsoft.Extensions.AI.FunctionResultContent fed = model.Requests[1].SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionResultContent>().First();
         Assert.Equal(call.CallId, fed.CallId);
         string fedText = fed.Result is string text ? text : JsonSerializer.Serialize(fed.Result);
         Assert.True(fedText == toolResult || fedText.StartsWith("Error: Function failed", StringComparison.Ordinal), fedText);

@@ -178,7 +178,8 @@ public static class JsonSchemaGrammar
         private string OfType(string type, Dictionary<string, JsonElement> keywords, string hint, string path) => type switch
         {
             "string" => StringOf(keywords, hint, path),
-            "integer" => Rule("integer", "\"-\"? (\"0\" | [1-9] [0-9]{0,15})"),
+            // At most 9 digits: the value fits the int an AIFunction parameter usually binds it to.
+            "integer" => Rule("integer", "\"-\"? (\"0\" | [1-9] [0-9]{0,8})"),
             "number" => Rule("number", "\"-\"? (\"0\" | [1-9] [0-9]{0,15}) (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?"),
             "boolean" => Rule("boolean", "\"true\" | \"false\""),
             "null" => Rule("null", "\"null\""),
