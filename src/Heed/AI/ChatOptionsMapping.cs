@@ -54,15 +54,14 @@ internal static class ChatOptionsMapping
         };
     }
 
-    /// <summary>Role and text of each message; ChatOptions.Instructions go first as a system message.</summary>
-    public static List<(string Role, string Content)> ToTemplateMessages(IEnumerable<ChatMessage> messages, ChatOptions? options)
+    /// <summary>
+    /// Role and text of each message; ChatOptions.Instructions, then the reply format's
+    /// instructions, go first as a system message (joined with one the caller gave).
+    /// </summary>
+    public static List<(string Role, string Content)> ToTemplateMessages(IEnumerable<ChatMessage> messages, ChatOptions? options, ReplyFormat? format)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var result = new List<(string, string)>();
-        if (!string.IsNullOrWhiteSpace(options?.Instructions))
-        {
-            result.Add(("system", options.Instructions));
-        }
         foreach (ChatMessage message in messages)
         {
             ArgumentNullException.ThrowIfNull(message, nameof(messages));
@@ -72,10 +71,23 @@ internal static class ChatOptionsMapping
         {
             throw new ArgumentException("There are no chat messages to answer; pass at least one user message.", nameof(messages));
         }
+        string[] system = new[] { options?.Instructions, format?.Instructions }.Where(s => !string.IsNullOrWhiteSpace(s)).ToArray()!;
+        if (system.Length > 0)
+        {
+            string added = string.Join("\n", system);
+            if (result[0].Item1 == "system")
+            {
+                result[0] = ("system", result[0].Item2 + "\n" + added);
+            }
+            else
+            {
+                result.Insert(0, ("system", added));
+            }
+        }
         return result;
     }
 
-    // The model reads text: tool results are rendered as text, other non-text content is left out.
+    // The model reads text: tool calls and results are rendered as text, other non-text content is left out.
     private static string TextOf(ChatMessage message)
     {
         var parts = new List<string>();
@@ -86,8 +98,11 @@ internal static class ChatOptionsMapping
                 case TextContent text:
                     parts.Add(text.Text);
                     break;
+                case FunctionCallContent call:
+                    parts.Add(ReplyFormat.Render(call));
+                    break;
                 case FunctionResultContent result:
-                    parts.Add(result.Result?.ToString() ?? "");
+                    parts.Add(ReplyFormat.Render(result));
                     break;
             }
         }

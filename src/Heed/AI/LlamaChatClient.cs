@@ -13,14 +13,26 @@ namespace Heed.AI;
 /// <see cref="IChatClient"/> over a local llama.cpp model. Messages are formatted with the
 /// model's own chat template (<see cref="ChatTemplate"/>); each request leases one pooled context.
 /// ChatOptions map to sampling: Temperature, TopP, TopK, MaxOutputTokens, StopSequences, Seed,
-/// FrequencyPenalty, PresencePenalty (Tools are not called: the client answers in text).
-/// Responses carry input and output token counts in <see cref="UsageDetails"/>.
+/// FrequencyPenalty, PresencePenalty. Responses carry input and output token counts in <see cref="UsageDetails"/>.
 /// </summary>
 /// <remarks>
+/// <para>
+/// <b>Tools and structured output.</b> ChatOptions.Tools (under ToolMode Auto, RequireAny or
+/// RequireSpecific) are described to the model in the system message, and decoding is constrained
+/// by a grammar (<see cref="JsonSchemaGrammar"/>, llama.cpp's grammar sampler) to a call whose
+/// arguments are valid for the tool's JSON schema, or under Auto to an answer. A call comes back as
+/// <see cref="FunctionCallContent"/> with <see cref="ChatFinishReason.ToolCalls"/>, so the client works
+/// under <c>UseFunctionInvocation()</c>. ChatResponseFormat.Json and ForJsonSchema constrain the
+/// reply to JSON (valid for the schema), so <c>GetResponseAsync&lt;T&gt;</c> works. Such replies are
+/// delivered whole at the end, also when streaming; stop sequences do not apply to them. A reply
+/// cut off by MaxOutputTokens is returned as its raw text with <see cref="ChatFinishReason.Length"/>.
+/// </para>
+/// <para>
 /// Requests run under the <see cref="LlamaInference"/>'s limits: past its timeout a request fails
 /// with Polly's <c>TimeoutRejectedException</c>, and when its queue is full with
 /// <c>RateLimiterRejectedException</c>. A prompt longer than the context is an
 /// <see cref="ArgumentException"/> before any generation.
+/// </para>
 /// </remarks>
 public sealed class LlamaChatClient : IChatClient
 {
@@ -94,16 +106,19 @@ public sealed class LlamaChatClient : IChatClient
     private Request Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        List<(string, string)> formatted = ChatOptionsMapping.ToTemplateMessages(messages, options);
+        ReplyFormat? format = ReplyFormat.For(options, _options.JsonLimits);
+        List<(string, string)> formatted = ChatOptionsMapping.ToTemplateMessages(messages, options, format);
         GenerationOptions generation = ChatOptionsMapping.ToGenerationOptions(options, _options.DefaultMaxOutputTokens);
-        if (options?.Tools is { Count: > 0 })
+        if (format is not null)
         {
-            _logger.LogDebug("LlamaChatClient does not call tools; {Count} tools in ChatOptions are ignored.", options.Tools.Count);
+            // A stop sequence could cut the JSON short; the grammar ends the reply instead.
+            generation = generation with { Grammar = format.Grammar, StopSequences = [] };
         }
-        return new Request(formatted, generation, options?.ModelId ?? _options.ModelId, "heed-" + Guid.NewGuid().ToString("N"));
+        return new Request(formatted, generation, format, options?.ModelId ?? _options.ModelId, "heed-" + Guid.NewGuid().ToString("N"));
     }
 
-    private sealed record Request(List<(string Role, string Content)> Messages, GenerationOptions Generation, string? ModelId, string ResponseId);
+    private sealed record Request(List<(string Role, string Content)> Messages, GenerationOptions Generation, ReplyFormat? Format,
+        string? ModelId, string ResponseId);
 
     private async IAsyncEnumerable<ChatResponseUpdate> GenerateAsync(LlamaContext context, Request request,
         [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -133,6 +148,7 @@ public sealed class LlamaChatClient : IChatClient
         var clock = Stopwatch.StartNew();
         int produced = 0;
         bool hitStopSequence = false;
+        var whole = new StringBuilder();
         await foreach (int token in context.GenerateTokensAsync(promptTokens, request.Generation, cancellationToken).ConfigureAwait(false))
         {
             produced++;
@@ -140,7 +156,11 @@ public sealed class LlamaChatClient : IChatClient
             char[] chars = new char[decoder.GetCharCount(bytes, flush: false)];
             decoder.GetChars(bytes, chars, flush: false);
             (string ready, bool stop) = filter.Push(new string(chars));
-            if (ready.Length > 0)
+            if (request.Format is not null)
+            {
+                whole.Append(ready);
+            }
+            else if (ready.Length > 0)
             {
                 yield return Update([new TextContent(ready)]);
             }
@@ -151,14 +171,24 @@ public sealed class LlamaChatClient : IChatClient
             }
         }
         string rest = filter.Flush();
-        if (rest.Length > 0)
+        clock.Stop();
+        bool ranOut = !hitStopSequence && (produced >= request.Generation.MaxTokens || context.NextPosition() >= context.ContextSize);
+        ChatFinishReason finish = ranOut ? ChatFinishReason.Length : ChatFinishReason.Stop;
+        if (request.Format is not null)
+        {
+            string text = whole.Append(rest).ToString();
+            AIContent? reply = request.Format.Read(text);
+            if (reply is FunctionCallContent)
+            {
+                finish = ChatFinishReason.ToolCalls;
+            }
+            yield return Update([reply ?? new TextContent(text)]);
+        }
+        else if (rest.Length > 0)
         {
             yield return Update([new TextContent(rest)]);
         }
-        clock.Stop();
 
-        bool ranOut = !hitStopSequence && (produced >= request.Generation.MaxTokens || context.NextPosition() >= context.ContextSize);
-        ChatFinishReason finish = ranOut ? ChatFinishReason.Length : ChatFinishReason.Stop;
         if (produced > 0 && clock.Elapsed > TimeSpan.Zero)
         {
             HeedTelemetry.TokensPerSecond.Record(produced / clock.Elapsed.TotalSeconds, new KeyValuePair<string, object?>("gen_ai.request.model", modelId));

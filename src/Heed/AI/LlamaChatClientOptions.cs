@@ -15,8 +15,15 @@ public sealed record LlamaChatClientOptions
     /// <summary>The model id reported in responses and metadata; null: the model file's name.</summary>
     public string? ModelId { get; init; }
 
+    /// <summary>Bounds on strings and arrays that a tool's or response format's schema leaves unbounded.</summary>
+    public JsonGrammarLimits JsonLimits { get; init; } = new();
+
     internal void Validate()
     {
+        if (JsonLimits is null || JsonLimits.MaxStringLength <= 0 || JsonLimits.MaxArrayItems <= 0)
+        {
+            throw new ArgumentException("JsonLimits must be set, with MaxStringLength and MaxArrayItems positive.", nameof(JsonLimits));
+        }
         if (DefaultMaxOutputTokens <= 0)
         {
             throw new ArgumentOutOfRangeException(nameof(DefaultMaxOutputTokens), DefaultMaxOutputTokens, "DefaultMaxOutputTokens must be positive.");

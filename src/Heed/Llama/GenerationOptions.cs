@@ -36,6 +36,13 @@ public sealed record GenerationOptions
     /// <summary>Generation stops before any of these texts; they are not returned.</summary>
     public IReadOnlyList<string> StopSequences { get; init; } = [];
 
+    /// <summary>
+    /// A GBNF grammar (root rule <c>root</c>) that every generated token must keep the text within,
+    /// applied with llama.cpp's grammar sampler; null for free text. <see cref="Heed.AI.JsonSchemaGrammar"/>
+    /// writes one for a JSON schema.
+    /// </summary>
+    public string? Grammar { get; init; }
+
     internal void Validate()
     {
         if (MaxTokens <= 0)
@@ -61,6 +68,10 @@ public sealed record GenerationOptions
         if (!(RepeatPenalty > 0) || RepeatLastN < 0 || !float.IsFinite(FrequencyPenalty) || !float.IsFinite(PresencePenalty))
         {
             throw new ArgumentOutOfRangeException(nameof(RepeatPenalty), "RepeatPenalty must be > 0, RepeatLastN >= 0, other penalties finite.");
+        }
+        if (Grammar is not null && string.IsNullOrWhiteSpace(Grammar))
+        {
+            throw new ArgumentException("Grammar is empty; set null for free text or a GBNF grammar with a root rule.", nameof(Grammar));
         }
         if (StopSequences.Any(string.IsNullOrEmpty))
         {

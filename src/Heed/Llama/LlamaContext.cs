@@ -271,7 +271,7 @@ public sealed unsafe class LlamaContext : IInferenceContext
                 nameof(promptTokens));
         }
         using var guard = Enter(cancellationToken);
-        using var sampler = new TokenSampler(options, _model.VocabularySize);
+        using var sampler = new TokenSampler(options, _model);
         LlamaNative.llama_memory_seq_rm(Memory, 0, -1, -1);
         await Task.Run(() => EvaluateCore(promptTokens, 0, false), cancellationToken).ConfigureAwait(false);
         int[] next = new int[1];

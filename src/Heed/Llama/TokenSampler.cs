@@ -7,12 +7,23 @@ internal sealed class TokenSampler : IDisposable
 {
     private readonly SafeLlamaSamplerHandle _chain;
 
-    public TokenSampler(GenerationOptions options, int vocabularySize)
+    public TokenSampler(GenerationOptions options, LlamaModel model)
     {
         _chain = LlamaNative.llama_sampler_chain_init(LlamaNative.llama_sampler_chain_default_params());
+        if (options.Grammar is { Length: > 0 } grammar)
+        {
+            // First in the chain: every later sampler sees only tokens the grammar allows.
+            IntPtr constrained = LlamaGrammarNative.llama_sampler_init_grammar(model.Tokenizer.VocabularyPointer, grammar, "root");
+            if (constrained == IntPtr.Zero)
+            {
+                _chain.Dispose();
+                throw new ArgumentException("llama.cpp could not parse the GBNF grammar (GenerationOptions.Grammar); its log names the rule at fault.", nameof(options));
+            }
+            Add(constrained);
+        }
         if (options.RepeatPenalty != 1f || options.FrequencyPenalty != 0f || options.PresencePenalty != 0f)
         {
-            Add(LlamaNative.llama_sampler_init_penalties(vocabularySize, options.RepeatLastN,
+            Add(LlamaNative.llama_sampler_init_penalties(model.VocabularySize, options.RepeatLastN,
                 options.RepeatPenalty, options.FrequencyPenalty, options.PresencePenalty));
         }
         if (options.Temperature == 0f)

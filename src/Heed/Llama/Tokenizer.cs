@@ -132,6 +132,9 @@ public sealed unsafe class Tokenizer : ITokenizer
         }
     }
 
+    /// <summary>The llama_vocab pointer, for samplers that read the vocabulary (grammar).</summary>
+    internal IntPtr VocabularyPointer => Vocab;
+
     private IntPtr Vocab
     {
         get

@@ -1,0 +1,180 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.AI;
+
+namespace Heed.AI;
+
+/// <summary>
+/// How one chat reply must be shaped when it is more than free text: a tool call, or JSON for a
+/// schema. It writes the instructions the model reads, the grammar that constrains decoding, and
+/// reads the finished output back into M.E.AI contents.
+/// </summary>
+/// <remarks>
+/// With tools the model replies <c>{"tool_call": {"name": ..., "arguments": {...}}}</c>, or under
+/// <see cref="ChatToolMode.Auto"/> may instead reply <c>{"answer": ...}</c>. llama.cpp's template
+/// function renders roles and text only, so the tools are described in the system message in this
+/// one format whatever the model's family; earlier calls in the history are written the same way.
+/// </remarks>
+internal sealed class ReplyFormat
+{
+    private const string CallKey = "tool_call";
+    private const string AnswerKey = "answer";
+
+    // M.E.AI's options (they serialize its content types) but compact, as the grammar writes JSON.
+    private static readonly JsonSerializerOptions CompactJson = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
+
+    private readonly bool _answerIsJson;
+
+    private ReplyFormat(string instructions, string grammar, bool toolsOffered, bool answerIsJson)
+    {
+        Instructions = instructions;
+        Grammar = grammar;
+        ToolsOffered = toolsOffered;
+        _answerIsJson = answerIsJson;
+    }
+
+    /// <summary>Added to the system message.</summary>
+    public string Instructions { get; }
+
+    /// <summary>GBNF for every reply this format accepts.</summary>
+    public string Grammar { get; }
+
+    /// <summary>Whether the reply is an envelope holding a tool call or an answer.</summary>
+    public bool ToolsOffered { get; }
+
+    /// <summary>The format a request asks for, or null for free text. Checks the tools and schema first.</summary>
+    /// <exception cref="NotSupportedException">A tool that is not a function, or a schema the grammar cannot enforce.</exception>
+    /// <exception cref="ArgumentException">RequireSpecific names a function that is not among the tools.</exception>
+    public static ReplyFormat? For(ChatOptions? options, JsonGrammarLimits limits)
+    {
+        if (options is null)
+        {
+            return null;
+        }
+        var json = options.ResponseFormat as ChatResponseFormatJson;
+        IList<AITool>? tools = options.Tools;
+        if (tools is not { Count: > 0 } || options.ToolMode is NoneChatToolMode)
+        {
+            return json is null ? null : ForJson(json, limits);
+        }
+        var functions = new List<AIFunctionDeclaration>(tools.Count);
+        foreach (AITool tool in tools)
+        {
+            functions.Add(tool as AIFunctionDeclaration ?? throw new NotSupportedException(
+                $"The tool '{tool.Name}' is a {tool.GetType().Name}; LlamaChatClient calls functions only (AIFunction, AIFunctionDeclaration)."));
+        }
+        if (options.ToolMode is RequiredChatToolMode { RequiredFunctionName: { } required })
+        {
+            functions = functions.Where(f => f.Name == required).ToList();
+            if (functions.Count == 0)
+            {
+                throw new ArgumentException($"ToolMode requires the function '{required}', which is not among ChatOptions.Tools.", nameof(options));
+            }
+        }
+        bool mayAnswer = options.ToolMode is null or AutoChatToolMode;
+        return ForTools(functions, mayAnswer, json, limits);
+    }
+
+    private static ReplyFormat ForJson(ChatResponseFormatJson json, JsonGrammarLimits limits)
+    {
+        if (json.Schema is not { } schema)
+        {
+            return new ReplyFormat("Reply with one JSON object.", JsonSchemaGrammar.AnyObject(limits), toolsOffered: false, answerIsJson: true);
+        }
+        string instructions = $"Reply with JSON valid for this schema{Named(json)}: {JsonSchemaGrammar.Compact(schema)}";
+        return new ReplyFormat(instructions, JsonSchemaGrammar.FromSchema(schema, limits), toolsOffered: false, answerIsJson: true);
+    }
+
+    private static string Named(ChatResponseFormatJson json) =>
+        json.SchemaName is { Length: > 0 } name ? $" ({name}{(json.SchemaDescription is { Length: > 0 } d ? ": " + d : "")})" : "";
+
+    private static ReplyFormat ForTools(List<AIFunctionDeclaration> functions, bool mayAnswer, ChatResponseFormatJson? json, JsonGrammarLimits limits)
+    {
+        var builder = new JsonSchemaGrammar.Builder(limits);
+        var calls = new List<string>(functions.Count);
+        var descriptions = new List<object>(functions.Count);
+        foreach (AIFunctionDeclaration function in functions)
+        {
+            string arguments;
+            try
+            {
+                arguments = builder.Value(function.JsonSchema, function.Name + "-args", "#");
+            }
+            catch (NotSupportedException e)
+            {
+                throw new NotSupportedException($"The parameters of the tool '{function.Name}' cannot be constrained: {e.Message}", e);
+            }
+            calls.Add(builder.Rule(function.Name + "-call",
+                $"{JsonSchemaGrammar.Literal($"{{\"{CallKey}\":")} sp {JsonSchemaGrammar.Literal("{\"name\":")} sp " +
+                $"{JsonSchemaGrammar.Literal(JsonSerializer.Serialize(function.Name))} {JsonSchemaGrammar.Builder.Separator} " +
+                $"{JsonSchemaGrammar.Literal("\"arguments\":")} sp {arguments} \"}}\" \"}}\""));
+            descriptions.Add(new { name = function.Name, description = function.Description, parameters = function.JsonSchema });
+        }
+        string root = string.Join(" | ", calls);
+        var instructions = new StringBuilder()
+            .Append("You can call these tools: ").Append(JsonSerializer.Serialize(descriptions)).Append('\n')
+            .Append("To call a tool, reply with {\"").Append(CallKey).Append("\": {\"name\": <tool name>, \"arguments\": {<arguments>}}}.");
+        if (mayAnswer)
+        {
+            string answer = json is null
+                ? builder.Text()
+                : json.Schema is { } schema ? builder.Value(schema, "answer-json", "#") : builder.AnyObject();
+            root += $" | {JsonSchemaGrammar.Literal($"{{\"{AnswerKey}\":")} sp {answer} \"}}\"";
+            instructions.Append(" To answer without a tool, reply with {\"").Append(AnswerKey).Append("\": ")
+                .Append(json is null ? "\"<your answer>\"" : "<JSON answer>").Append("}.");
+        }
+        return new ReplyFormat(instructions.ToString(), builder.Build(root), toolsOffered: true, answerIsJson: json is not null);
+    }
+
+    /// <summary>
+    /// The contents of a finished reply: a <see cref="FunctionCallContent"/> for a call, text (or the
+    /// JSON text) for an answer; null when the text is not a complete reply (generation ran out).
+    /// </summary>
+    public AIContent? Read(string text)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(text);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+        using (document)
+        {
+            JsonElement root = document.RootElement;
+            if (!ToolsOffered)
+            {
+                return new TextContent(text);
+            }
+            if (root.TryGetProperty(CallKey, out JsonElement call))
+            {
+                var arguments = new Dictionary<string, object?>();
+                foreach (JsonProperty argument in call.GetProperty("arguments").EnumerateObject())
+                {
+                    arguments[argument.Name] = argument.Value.Clone();
+                }
+                return new FunctionCallContent("call_" + Guid.NewGuid().ToString("N")[..12], call.GetProperty("name").GetString()!, arguments);
+            }
+            JsonElement answer = root.GetProperty(AnswerKey);
+            return new TextContent(_answerIsJson ? answer.GetRawText() : answer.GetString());
+        }
+    }
+
+    /// <summary>An earlier tool call as the model would have written it.</summary>
+    public static string Render(FunctionCallContent call) =>
+        JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            [CallKey] = new Dictionary<string, object?> { ["name"] = call.Name, ["arguments"] = call.Arguments ?? new Dictionary<string, object?>() },
+        }, CompactJson);
+
+    /// <summary>A tool's result as text for the model.</summary>
+    public static string Render(FunctionResultContent result) => result.Result switch
+    {
+        null => result.Exception is { } e ? "Error: " + e.Message : "null",
+        string s => s,
+        JsonElement element => element.GetRawText(),
+        object value => JsonSerializer.Serialize(value, value.GetType(), CompactJson),
+    };
+}
