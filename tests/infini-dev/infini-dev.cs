@@ -34,7 +34,7 @@ using var retriever = new InfiniteRetriever(model, new InfiniteRetrieverOptions
     ContextSize = context, Layer = layer, TopKTokens = topK, NotFoundThreshold = threshold,
 });
 Console.WriteLine($"model {Path.GetFileName(modelPath)}, layer {retriever.Layer}, context {context}, top-K {topK}, " +
-                  $"select {Environment.GetEnvironmentVariable("HEED_INFINI_SELECT") ?? "pass"}, {paragraphs.Count} dev paragraphs, {needles.Count} dev needles");
+                  $"{paragraphs.Count} dev paragraphs, {needles.Count} dev needles");
 double charsPerToken = paragraphs.Take(200).Sum(p => p.Length) / (double)paragraphs.Take(200).Sum(p => model.Tokenizer.CountTokens(p));
 var clock = Stopwatch.StartNew();
 var scoresWith = new List<double>();
@@ -79,13 +79,16 @@ foreach (int length in lengths)
         foundWith += hit && result.Found ? 1 : 0;
         scoresWith.Add(hit ? result.Evidence.Where(Holds).Max(e => e.Score) : double.NaN);
         lastThird += result.Evidence.Count(e => e.Offset > 2 * with.Length / 3) / (double)Math.Max(1, result.Evidence.Count);
+        string withoutReport = "";
         if (withoutNeedle)
         {
             RetrievalResult empty = await retriever.RetrieveAsync(needle.Question, without);
             foundWithout += empty.Found ? 1 : 0;
             scoresWithout.Add(empty.Evidence.Max(e => e.Score));
+            withoutReport = $"; without it: found {empty.Found}, best score {scoresWithout[^1]:E2}";
         }
-        Console.Error.WriteLine($"  {length} #{t} {needle.Form}: in evidence {hit}, first {Holds(best)}, found {result.Found}");
+        Console.Error.WriteLine($"  {length} #{t} {needle.Form}: in evidence {hit}, first {Holds(best)}, found {result.Found}, " +
+                                $"needle score {scoresWith[^1]:E2}, best score {best.Score:E2}{withoutReport}");
     }
     Console.WriteLine($"{length,6}  {trials,6}  {inEvidence,11}  {first,12}  {foundWith,13}  {foundWithout,16}  {lastThird / trials,24:P0}  {seconds / trials,7:F1}");
 }

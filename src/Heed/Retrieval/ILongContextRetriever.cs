@@ -14,7 +14,11 @@ public interface ILongContextRetriever
 
 /// <summary>A sentence kept as evidence.</summary>
 /// <param name="Text">The sentence.</param>
-/// <param name="Score">Attention-based relevance (higher is better).</param>
+/// <param name="Score">
+/// Attention-based relevance (higher is better), comparable across the evidence of one result; for
+/// <see cref="InfiniteRetriever"/> the share of the question's attention on the sentence's best phrase
+/// above what a content-free question pays it, from one final pass over the evidence.
+/// </param>
 /// <param name="Offset">Character offset of the sentence in the source text.</param>
 /// <param name="Length">Its length in characters.</param>
 public sealed record Evidence(string Text, double Score, long Offset, int Length);

@@ -177,7 +177,6 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         public long Offset { get; } = offset;
         public long Ordinal { get; } = ordinal;
         public int[] Tokens { get; } = tokens;
-        public double Score { get; set; }
     }
 
     private RetrievalResult Read(TextReader document, long? totalChars, int[] questionTokens, int chunkBudget,
@@ -218,19 +217,16 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         {
             throw new ArgumentException(EmptyDocument, nameof(document));
         }
+        // The evidence is scored once more, alone: the last pass held a chunk of any length, and
+        // the scores that decide "found" must read the same for every document.
+        double[] scores = [];
         if (cache.Count > 0)
         {
-            // The evidence is scored once more, alone: the last pass held a chunk of any length,
-            // and the scores that decide "found" must read the same for every document.
             (double[] phrase, (int Start, int Length)[] spans) = ScorePass(cache, questionTokens, cancellationToken);
-            double[] scores = SentenceScores(phrase, spans);
-            for (int i = 0; i < cache.Count; i++)
-            {
-                cache[i].Score = scores[i];
-            }
+            scores = SentenceScores(phrase, spans);
         }
         _capture.Clear();
-        IReadOnlyList<Evidence> evidence = cache.Select(p => new Evidence(p.Text, p.Score, p.Offset, p.Text.Length)).ToList();
+        IReadOnlyList<Evidence> evidence = cache.Select((p, i) => new Evidence(p.Text, scores[i], p.Offset, p.Text.Length)).ToList();
         bool found = evidence.Count > 0 && evidence.Max(e => e.Score) >= _options.NotFoundThreshold;
         return new RetrievalResult(evidence, chunks, tokens, found);
     }
@@ -292,17 +288,6 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
     {
         (double[] phrase, (int Start, int Length)[] spans) = ScorePass(pieces, questionTokens, cancellationToken);
         double[] sentenceScore = SentenceScores(phrase, spans);
-        string mode = Environment.GetEnvironmentVariable("HEED_INFINI_SELECT") ?? "pass"; // TEMP: dev measurement only
-        int cachedCount = pieces.Count(p => p.Score != 0); // TEMP
-        if (mode == "z")
-        {
-            double mean = sentenceScore.Average(), sd = Math.Sqrt(sentenceScore.Average(x => (x - mean) * (x - mean))) + 1e-12;
-            for (int i = 0; i < sentenceScore.Length; i++) sentenceScore[i] = (sentenceScore[i] - mean) / sd;
-        }
-        for (int i = 0; i < pieces.Count; i++)
-        {
-            pieces[i].Score = mode == "pass" || pieces[i].Score == 0 ? sentenceScore[i] : Math.Max(pieces[i].Score, sentenceScore[i]);
-        }
 
         // Sentences holding one of the top-K phrase positions are candidates, ranked by this pass's
         // scores: cached and new sentences were scored in one context, so they compare fairly.
@@ -310,9 +295,9 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         var holdsTop = new bool[pieces.Count];
         for (int i = 0; i < pieces.Count; i++)
         {
-            holdsTop[i] = Enumerable.Range(spans[i].Start, spans[i].Length).Any(top.Contains) || (mode != "pass" && i < cachedCount);
+            holdsTop[i] = Enumerable.Range(spans[i].Start, spans[i].Length).Any(top.Contains);
         }
-        var candidates = pieces.Select((p, i) => new CacheCandidate(p.Ordinal, p.Tokens.Length, p.Score, holdsTop[i])).ToList();
+        var candidates = pieces.Select((p, i) => new CacheCandidate(p.Ordinal, p.Tokens.Length, sentenceScore[i], holdsTop[i])).ToList();
         return SelectCache(candidates, _options.NeighborSentences, _cacheBudget).Select(i => pieces[i]).ToList();
     }
 

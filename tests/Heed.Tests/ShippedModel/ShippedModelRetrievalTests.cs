@@ -106,6 +106,5 @@ public sealed class ShippedModelRetrievalTests(ShippedModelFixture fixture)
         Assert.Equal(onCpu.Evidence.Select(e => e.Offset), onGpu.Evidence.Select(e => e.Offset));
         double scale = onCpu.Evidence.Max(e => Math.Abs(e.Score));
         Assert.All(onCpu.Evidence.Zip(onGpu.Evidence), pair => Assert.Equal(pair.First.Score, pair.Second.Score, 1e-4 * scale));
-        Assert.Contains(onGpu.Evidence, e => e.Text.Contains(Answer));
     }
 }
