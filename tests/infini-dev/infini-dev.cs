@@ -6,7 +6,7 @@
 // retriever are chosen on this split only; the test split is for the evaluation bench.
 //
 //   dotnet run tests/infini-dev/infini-dev.cs -- --model models/heed-tiny.gguf --lengths 8000,32000 --trials 11 [--layer L] [--topk K]
-//       [--threshold T] [--without-needle no]
+//       [--threshold T] [--without-needle no] [--from FIRST_TRIAL]
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Text.Json;
@@ -44,7 +44,7 @@ foreach (int length in lengths)
 {
     int inEvidence = 0, first = 0, foundWith = 0, foundWithout = 0;
     double lastThird = 0, seconds = 0;
-    for (int t = 0; t < trials; t++)
+    for (int t = int.Parse(Arg("from", "0")); t < trials; t++)
     {
         var random = new Random(1000 * length + t);
         Needle needle = needles[t % needles.Count];

@@ -192,7 +192,7 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         void Flush()
         {
             cancellationToken.ThrowIfCancellationRequested();
-            cache = ScoreAndSelect([.. cache, .. chunk], questionTokens, cancellationToken);
+            cache = ScoreAndSelect([.. cache, .. chunk], cache.Count, questionTokens, cancellationToken);
             tokens += chunkTokens;
             chunks++;
             chunk.Clear();
@@ -284,18 +284,20 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         return (PhraseScores(tokenScore, _options.PhraseWidth), spans);
     }
 
-    private List<Piece> ScoreAndSelect(List<Piece> pieces, int[] questionTokens, CancellationToken cancellationToken)
+    private List<Piece> ScoreAndSelect(List<Piece> pieces, int cachedCount, int[] questionTokens, CancellationToken cancellationToken)
     {
         (double[] phrase, (int Start, int Length)[] spans) = ScorePass(pieces, questionTokens, cancellationToken);
         double[] sentenceScore = SentenceScores(phrase, spans);
 
-        // Sentences holding one of the top-K phrase positions are candidates, ranked by this pass's
-        // scores: cached and new sentences were scored in one context, so they compare fairly.
+        // Cached sentences and new ones holding one of the top-K phrase positions are candidates,
+        // ranked by this pass's scores: they were scored in one context, so they compare fairly.
+        // Cached ones stay candidates without a top phrase, as the chunk's many tokens take most
+        // of the top K; they leave the cache only for sentences that score higher in this pass.
         var top = new HashSet<int>(Enumerable.Range(1, phrase.Length - 1).OrderByDescending(t => phrase[t]).Take(_options.TopKTokens));
         var holdsTop = new bool[pieces.Count];
         for (int i = 0; i < pieces.Count; i++)
         {
-            holdsTop[i] = Enumerable.Range(spans[i].Start, spans[i].Length).Any(top.Contains);
+            holdsTop[i] = i < cachedCount || Enumerable.Range(spans[i].Start, spans[i].Length).Any(top.Contains);
         }
         var candidates = pieces.Select((p, i) => new CacheCandidate(p.Ordinal, p.Tokens.Length, sentenceScore[i], holdsTop[i])).ToList();
         return SelectCache(candidates, _options.NeighborSentences, _cacheBudget).Select(i => pieces[i]).ToList();
