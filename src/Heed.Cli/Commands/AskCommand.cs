@@ -6,9 +6,15 @@ using Spectre.Console;
 
 namespace Heed.Cli.Commands;
 
-/// <summary>`heed ask --model M --file big.txt --question Q`: InfiniRetri over a long document.</summary>
+/// <summary>
+/// `heed ask --model M --file big.txt --question Q`: InfiniRetri over a long document. Exits with
+/// <see cref="NotFoundExitCode"/> when nothing in the document stands out as an answer (no answer is generated).
+/// </summary>
 internal static class AskCommand
 {
+    /// <summary>The exit code of a search that found nothing (1 is an error, 130 a cancellation).</summary>
+    public const int NotFoundExitCode = 3;
+
     public static Command Create()
     {
         Option<FileInfo> model = CommonOptions.Model();
@@ -20,8 +26,8 @@ internal static class AskCommand
         var json = new Option<bool>("--json") { Description = "Print JSON (answer, evidence, chunks, tokens, peak memory)" };
         var contextSize = new Option<int>("--context") { Description = "Tokens per chunk pass (0: the model's)", DefaultValueFactory = _ => 0 };
         var retrieveOnly = new Option<bool>("--retrieve-only") { Description = "Find the evidence, generate no answer" };
-        var layer = new Option<int>("--layer") { Description = "Layer whose attention scores tokens (-1: the last)", DefaultValueFactory = _ => -1 };
-        var command = new Command("ask", "Answer a question from a document longer than the context (InfiniRetri)")
+        var layer = new Option<int>("--layer") { Description = "Layer whose attention scores tokens (-1: probed)", DefaultValueFactory = _ => -1 };
+        var command = new Command("ask", $"Answer a question from a document longer than the context (InfiniRetri); exit code {NotFoundExitCode}: not found")
         {
             model, file, question, evidence, json, contextSize, retrieveOnly, layer, gpuLayers, verbose,
         };
@@ -37,7 +43,7 @@ internal static class AskCommand
                 ? await retriever.RetrieveFileAsync(q, document.FullName, null, cancellationToken)
                 : await WithProgressAsync(retriever, q, document, cancellationToken);
             string? answer = null;
-            if (!parse.GetValue(retrieveOnly))
+            if (!parse.GetValue(retrieveOnly) && retrieval.Found)
             {
                 answer = await retriever.AnswerFromEvidenceAsync(q, retrieval, cancellationToken);
             }
@@ -47,6 +53,7 @@ internal static class AskCommand
                 Console.WriteLine(new JsonObject
                 {
                     ["answer"] = answer,
+                    ["found"] = retrieval.Found,
                     ["evidence"] = new JsonArray([.. retrieval.Evidence.Select(e => new JsonObject
                         { ["text"] = e.Text, ["score"] = e.Score, ["offset"] = e.Offset, ["length"] = e.Length })]),
                     ["chunks"] = retrieval.ChunksProcessed,
@@ -55,9 +62,13 @@ internal static class AskCommand
                     ["peakCaptureBytes"] = retriever.PeakCaptureBytes,
                     ["peakResidentBytes"] = PeakResidentBytes(),
                 }.ToJsonString());
-                return 0;
+                return retrieval.Found ? 0 : NotFoundExitCode;
             }
-            if (answer is not null)
+            if (!retrieval.Found)
+            {
+                AnsiConsole.MarkupLine("[bold]not found:[/] nothing in the document stands out as an answer to this question.");
+            }
+            else if (answer is not null)
             {
                 AnsiConsole.MarkupLine($"[bold]answer:[/] {Markup.Escape(answer)}");
             }
@@ -77,7 +88,7 @@ internal static class AskCommand
                     AnsiConsole.MarkupLine($"[grey]{retrieval.Evidence.Count - shown} more cached sentences; --json lists all[/]");
                 }
             }
-            return 0;
+            return retrieval.Found ? 0 : NotFoundExitCode;
         }));
         return command;
     }

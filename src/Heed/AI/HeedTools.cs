@@ -215,10 +215,10 @@ public sealed class HeedTools
 public sealed record RankedDocumentResult(int Index, double Score, string Text);
 
 /// <summary>What ask_long_document returns.</summary>
-/// <param name="Answer">The generated answer.</param>
+/// <param name="Answer">The generated answer; null when nothing in the document stood out as an answer (not found).</param>
 /// <param name="Evidence">The sentences it was drawn from.</param>
 /// <param name="ChunksProcessed">Chunks of the document read.</param>
-public sealed record LongDocumentAnswer(string Answer, IReadOnlyList<EvidenceResult> Evidence, int ChunksProcessed);
+public sealed record LongDocumentAnswer(string? Answer, IReadOnlyList<EvidenceResult> Evidence, int ChunksProcessed);
 
 /// <summary>A sentence of evidence in a <see cref="LongDocumentAnswer"/>.</summary>
 /// <param name="Text">The sentence.</param>

@@ -1,10 +1,9 @@
 using System.Text.Json;
 using Heed.Llama;
-using Heed.Retrieval;
 
 namespace Heed.Tests.ShippedModel;
 
-/// <summary>What the shipped model must do: tokenize as it was trained, and retrieve.</summary>
+/// <summary>What the shipped model must do: tokenize as it was trained, and rank (InfiniRetri: ShippedModelRetrievalTests).</summary>
 [Collection(ShippedModelCollection.Name)]
 public sealed class ShippedModelTests(ShippedModelFixture fixture)
 {
@@ -41,24 +40,4 @@ public sealed class ShippedModelTests(ShippedModelFixture fixture)
         Assert.Contains("60417", answer);
     }
 
-    [Fact]
-    public async Task InfiniRetriFindsAPassKeyFarBeyondTheContext()
-    {
-        var text = new System.Text.StringBuilder();
-        for (int i = 0; i < 260; i++)
-        {
-            text.Append("The package manager keeps track of installed files. The manual page lists the options of each command. ");
-            if (i == 90)
-            {
-                text.Append("The pass key is 71432. Remember it. 71432 is the pass key. ");
-            }
-        }
-        using var retriever = new InfiniteRetriever(fixture.Model, new InfiniteRetrieverOptions { ContextSize = 1024 });
-        RetrievalResult found = await retriever.RetrieveAsync("What is the pass key?", text.ToString());
-        Assert.True(found.TokensProcessed > 4 * retriever.ContextSize, $"{found.TokensProcessed} tokens is not far beyond the context");
-        Assert.Contains(found.Evidence, e => e.Text.Contains("71432"));
-        Assert.Equal(found.Evidence.Max(e => e.Score), found.Evidence.Where(e => e.Text.Contains("71432")).Max(e => e.Score));
-        string answer = await retriever.AnswerFromEvidenceAsync("What is the pass key?", found);
-        Assert.Contains("71432", answer);
-    }
 }
