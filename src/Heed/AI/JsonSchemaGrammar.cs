@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Heed.AI;
 
@@ -375,12 +376,17 @@ public static class JsonSchemaGrammar
     }
 
     /// <summary>Compact JSON text of a value.</summary>
-    internal static string Compact(JsonElement value) => JsonSerializer.Serialize(value);
+    internal static string Compact(JsonElement value) => JsonSerializer.Serialize(value, JsonText.Default.JsonElement);
 
-    private static string Compact(string text) => JsonSerializer.Serialize(text);
+    private static string Compact(string text) => JsonSerializer.Serialize(text, JsonText.Default.String);
 }
 
 /// <summary>Bounds a JSON grammar puts on strings and arrays whose schema leaves them unbounded.</summary>
 /// <param name="MaxStringLength">Most characters in a string without maxLength.</param>
 /// <param name="MaxArrayItems">Most items in an array without maxItems.</param>
 public sealed record JsonGrammarLimits(int MaxStringLength = 256, int MaxArrayItems = 32);
+
+// Compact JSON text of a string or element, source-generated: Heed is trimmed and AOT-compatible.
+[JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(string))]
+internal sealed partial class JsonText : JsonSerializerContext;

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 
 namespace Heed.AI;
@@ -92,7 +93,7 @@ internal sealed class ReplyFormat
     {
         var builder = new JsonSchemaGrammar.Builder(limits);
         var calls = new List<string>(functions.Count);
-        var descriptions = new List<object>(functions.Count);
+        var descriptions = new JsonArray();
         foreach (AIFunctionDeclaration function in functions)
         {
             string arguments;
@@ -106,13 +107,13 @@ internal sealed class ReplyFormat
             }
             calls.Add(builder.Rule(function.Name + "-call",
                 $"{JsonSchemaGrammar.Literal($"{{\"{CallKey}\":")} sp {JsonSchemaGrammar.Literal("{\"name\":")} sp " +
-                $"{JsonSchemaGrammar.Literal(JsonSerializer.Serialize(function.Name))} {JsonSchemaGrammar.Builder.Separator} " +
+                $"{JsonSchemaGrammar.Literal(JsonSerializer.Serialize(function.Name, JsonText.Default.String))} {JsonSchemaGrammar.Builder.Separator} " +
                 $"{JsonSchemaGrammar.Literal("\"arguments\":")} sp {arguments} \"}}\" \"}}\""));
-            descriptions.Add(new { name = function.Name, description = function.Description, parameters = function.JsonSchema });
+            descriptions.Add((JsonNode)new JsonObject { ["name"] = function.Name, ["description"] = function.Description, ["parameters"] = JsonNode.Parse(function.JsonSchema.GetRawText()) });
         }
         string root = string.Join(" | ", calls);
         var instructions = new StringBuilder()
-            .Append("You can call these tools: ").Append(JsonSerializer.Serialize(descriptions)).Append('\n')
+            .Append("You can call these tools: ").Append(descriptions.ToJsonString()).Append('\n')
             .Append("To call a tool, reply with {\"").Append(CallKey).Append("\": {\"name\": <tool name>, \"arguments\": {<arguments>}}}.");
         if (mayAnswer)
         {
@@ -167,7 +168,7 @@ internal sealed class ReplyFormat
         JsonSerializer.Serialize(new Dictionary<string, object>
         {
             [CallKey] = new Dictionary<string, object?> { ["name"] = call.Name, ["arguments"] = call.Arguments ?? new Dictionary<string, object?>() },
-        }, CompactJson);
+        }, CompactJson.GetTypeInfo(typeof(Dictionary<string, object>)));
 
     /// <summary>A tool's result as text for the model.</summary>
     public static string Render(FunctionResultContent result) => result.Result switch
@@ -175,6 +176,6 @@ internal sealed class ReplyFormat
         null => result.Exception is { } e ? "Error: " + e.Message : "null",
         string s => s,
         JsonElement element => element.GetRawText(),
-        object value => JsonSerializer.Serialize(value, value.GetType(), CompactJson),
+        object value => JsonSerializer.Serialize(value, CompactJson.GetTypeInfo(value.GetType())),
     };
 }

@@ -370,7 +370,7 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
     {
         float[] mass = capture.Aggregate(layer, questionStart, -1, device);
         int[] positions = capture.KeyPositions(layer);
-        double rows = (double)tailLength * capture.Model.HeadCount;
+        double rows = (double)tailLength * capture.GetStats(layer).Heads;
         double[] share = new double[questionStart];
         for (int j = 0; j < positions.Length; j++)
         {

@@ -89,7 +89,7 @@ internal static class RetrievalLayerProbe
     // Everyday filler with one fact of every kind at random places; the other facts are distractors for each question.
     private sealed record ProbeDocument(int[] Context, (int Start, int Length)[] Spans, int[] FactIndices, int[][] Questions);
 
-    private static ProbeDocument Plant(LlamaModel model, Random random)
+    private static ProbeDocument Plant(IInferenceEngine model, Random random)
     {
         List<string> sentences = [.. Filler.OrderBy(_ => random.Next())];
         string[] names = [.. Names.OrderBy(_ => random.Next()).Take(FactKinds.Length)];
