@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The Heed.Runtime.Cuda13 package, verified on a GPU machine that has nvcc but no .NET SDK.
 #
-#   .gpu/cuda-package.sh prepare   here, with the .NET SDK: writes .gpu-carry/cuda-package/ (git-ignored,
+#   tests/gpu/cuda-package.sh prepare   here, with the .NET SDK: writes .gpu-carry/cuda-package/ (git-ignored,
 #                                  about 15 MB): the llama.cpp source, the package's metadata (packed by
 #                                  dotnet from the real csproj with a stand-in library) and a trimmed
 #                                  self-contained publish of examples/QuickStart.
-#   .gpu/cuda-package.sh device    on the GPU machine, from the repository root with that folder carried:
+#   tests/gpu/cuda-package.sh device    on the GPU machine, from the repository root with that folder carried:
 #                                  ./build.sh cuda (llama.cpp + libheed with CUDA and every CPU variant),
 #                                  assembles the package from the metadata and the built libraries, lays it
 #                                  out as a restore and publish would, and runs the app: it must report
@@ -13,7 +13,7 @@
 #                                  why, when no GPU is visible. Exits nonzero when any of that fails.
 # HEED_MODEL overrides the model (default: the shipped one).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 carry="$root/.gpu-carry/cuda-package"
 model="${HEED_MODEL:-$root/models/heed-tiny.gguf}"
 package="Heed.Runtime.Cuda13"
