@@ -107,7 +107,7 @@ internal static class RagCommand
         };
         command.SetAction((parse, cancellationToken) => RunAsync(async () =>
         {
-            RequireIndex(parse.GetValue(index)!);
+            RequireIndex(parse.GetValue(index));
             FileInfo? modelFile = parse.GetValue(model);
             RequireModelFor(parse.GetValue(embed) || parse.GetValue(rerank), modelFile);
             using ILoggerFactory logs = Logs(parse.GetValue(verbose));
@@ -156,7 +156,7 @@ internal static class RagCommand
         };
         command.SetAction((parse, cancellationToken) => RunAsync(async () =>
         {
-            RequireIndex(parse.GetValue(index)!);
+            RequireIndex(parse.GetValue(index));
             using ILoggerFactory logs = Logs(parse.GetValue(verbose));
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), parse.GetValue(verbose), cancellationToken);
             using LlamaEmbeddingGenerator? embeddings = parse.GetValue(embed) ? new LlamaEmbeddingGenerator(m) : null;
@@ -250,8 +250,14 @@ internal static class RagCommand
     }
 
     // Searching and asking read an index; only ingest creates one, so a mistyped path is an error.
-    private static void RequireIndex(FileInfo index) =>
-        CommonOptions.RequireFile(index, "Index file", $" Create it with `heed rag ingest <folder> --index {index.FullName}`, or check the path.");
+    // (With --postgres there is no index file; OpenAsync says when neither or both are given.)
+    private static void RequireIndex(FileInfo? index)
+    {
+        if (index is not null)
+        {
+            CommonOptions.RequireFile(index, "Index file", $" Create it with `heed rag ingest <folder> --index {index.FullName}`, or check the path.");
+        }
+    }
 
     private static void RequireModelFor(bool needed, FileInfo? model)
     {

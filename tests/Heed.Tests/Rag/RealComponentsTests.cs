@@ -40,7 +40,10 @@ public class RealComponentsTests(TinyModelFixture fixture)
         IReadOnlyList<SearchHit> hits = await rag.SearchAsync("chlorophyll sunlight", 3);
         Assert.InRange(hits.Count, 1, 3);
         Assert.All(hits, h => Assert.NotNull(h.RerankScore));
-        Assert.All(hits, h => Assert.NotNull(h.DenseSimilarity));
+        // Fusion takes the union of BM25's and the embeddings' candidates, so a hit may come from one
+        // list only (which ones reach the top depends on the reranker); the dense part must have run.
+        Assert.All(hits, h => Assert.True(h.LexicalScore is not null || h.DenseSimilarity is not null));
+        Assert.Contains(hits, h => h.DenseSimilarity is not null);
         Assert.Equal(hits.Count, hits.Select(h => h.Chunk).Distinct().Count());
 
         RagAnswer answer = await rag.AskAsync("What absorbs sunlight?");
