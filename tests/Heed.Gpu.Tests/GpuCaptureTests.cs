@@ -43,14 +43,7 @@ public sealed class GpuCaptureTests : IDisposable
         {
             float[] fused = capture.Aggregate(layer, queryStart, -1, AttentionDevice.Cuda);
             double[] reference = capture.ReferenceMass(layer);
-            double diff = 0, norm = 0;
-            for (int j = 0; j < reference.Length; j++)
-            {
-                double ours = j < fused.Length ? fused[j] : 0.0;
-                diff += (ours - reference[j]) * (ours - reference[j]);
-                norm += reference[j] * reference[j];
-            }
-            double relative = Math.Sqrt(diff / norm);
+            double relative = SoftmaxReference.RelativeError(fused, reference);
             Assert.True(relative < 1e-3, $"{architecture} layer {layer}: relative error {relative:E2} against llama.cpp's softmax");
         }
     }

@@ -2,6 +2,7 @@ using Heed.Attention;
 using Heed.Llama;
 using Heed.Ranking;
 using Heed.Retrieval;
+using Heed.TestModels;
 using Xunit.Abstractions;
 
 namespace Heed.LLamaSharp.Tests;
@@ -43,14 +44,7 @@ public sealed class EngineEquivalenceTests(BothEnginesFixture engines, ITestOutp
             Assert.Equal(Enumerable.Range(0, total), capture.KeyPositions(layer));
             float[] fused = capture.Aggregate(layer, queryStart);
             double[] reference = capture.ReferenceMass(layer);
-            double diff = 0, norm = 0;
-            for (int j = 0; j < reference.Length; j++)
-            {
-                double ours = j < total ? fused[j] : 0.0;
-                diff += (ours - reference[j]) * (ours - reference[j]);
-                norm += reference[j] * reference[j];
-            }
-            double relative = Math.Sqrt(diff / norm);
+            double relative = SoftmaxReference.RelativeError(fused, reference);
             output.WriteLine($"layer {layer}: relative error {relative:E2} against LLamaSharp's kq_soft_max");
             Assert.True(relative < 1e-3, $"layer {layer}: relative error {relative:E2}");
         }

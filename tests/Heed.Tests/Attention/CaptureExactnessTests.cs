@@ -68,14 +68,7 @@ public sealed class CaptureExactnessTests(TinyModelFixture fixture, ITestOutputH
             float[] fused = capture.Aggregate(layer, queryStart);
             double[] reference = capture.ReferenceMass(layer);
             Assert.True(reference.Length >= total);
-            double diff = 0, norm = 0;
-            for (int j = 0; j < reference.Length; j++)
-            {
-                double ours = j < total ? fused[j] : 0.0;
-                diff += (ours - reference[j]) * (ours - reference[j]);
-                norm += reference[j] * reference[j];
-            }
-            double relative = Math.Sqrt(diff / norm);
+            double relative = SoftmaxReference.RelativeError(fused, reference);
             output.WriteLine($"{model.Architecture} layer {layer} ({(halfPrecision ? "f16" : "f32")} rows): relative error {relative:E2}");
             Assert.True(relative < tolerance, $"layer {layer}: relative error {relative:E2} >= {tolerance:E0}");
             // Every query row spreads exactly one unit per head.
