@@ -44,7 +44,8 @@ prepare() {
   printf '<configuration><packageSources><add key="heed-local" value="%s" /></packageSources><config><add key="globalPackagesFolder" value="%s" /></config></configuration>\n' \
     "$work/feed" "$work/packages" >"$work/app-src/nuget.config"
   dotnet publish "$work/app-src" -c Release -r linux-x64 --self-contained -p:PublishTrimmed=true -nologo -v quiet -o "$work/app"
-  rm -f "$work/app"/*.so "$work/app"/*.pdb
+  # Only Heed's own native files go: the .NET runtime's (libcoreclr.so, libhostfxr.so, …) must stay.
+  find "$work/app" -maxdepth 1 \( -name 'libheed*.so' -o -name '*.pdb' \) -delete
   tar cf - -C "$work" app | xz -T2 -9 >"$carry/app.tar.xz"
   rm -rf "$work"
   ls -l "$carry"

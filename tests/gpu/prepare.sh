@@ -2,7 +2,7 @@
 # Packs, on a development machine, what the GPU run (tests/gpu/run.sh) needs and the GPU machine
 # lacks: the pinned llama.cpp source (trimmed to the CPU and CUDA backends) and self-contained
 # publishes of the GPU tests and the heed CLI (that machine has no .NET SDK). Output: .gpu-carry/
-# in the repository root (git-ignored), to be carried along with the working tree.
+# in the repository root (git-ignored): llama.tar.xz, tests.tar.xz, cli.tar.xz; carry what a call needs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="$root/.gpu-carry"
@@ -16,14 +16,16 @@ llama_src="$("$root/native/fetch-llama.sh")"
   | xz -T2 -6 >"$out/llama.tar.xz"
 
 publish="$(mktemp -d)"
-# Trimmed, so that it travels; the test project's trim warnings come from xunit's reflection,
-# which partial trimming leaves intact (it trims framework assemblies only).
-for project in tests/Heed.Gpu.Tests src/Heed.Cli; do
+# Trimmed, so that they travel; the test project's trim warnings come from xunit's reflection,
+# which partial trimming leaves intact (it trims framework assemblies only). One tarball per app:
+# the tree that travels is limited, and a call needs only the app it runs.
+for app in tests:tests/Heed.Gpu.Tests cli:src/Heed.Cli; do
+  name="${app%%:*}" project="${app#*:}"
   dotnet publish "$root/$project" -c Release -r linux-x64 --self-contained -nologo -v quiet \
-    -p:PublishTrimmed=true -p:TrimMode=partial -p:TreatWarningsAsErrors=false -p:NoWarn=IL2104 -o "$publish/app"
+    -p:PublishTrimmed=true -p:TrimMode=partial -p:TreatWarningsAsErrors=false -p:NoWarn=IL2104 -o "$publish/app-$name"
+  # The GPU run points HEED_NATIVE_DIR at its CUDA build: the CPU build's libraries need not travel.
+  find "$publish/app-$name" -maxdepth 1 \( -name 'libheed*.so' -o -name 'lib*llama*.so' -o -name 'lib*ggml*.so' \) -delete
+  tar cf - -C "$publish" "app-$name" | xz -T2 -9 >"$out/$name.tar.xz"
 done
-# The GPU run points HEED_NATIVE_DIR at its CUDA build: the CPU build's libraries need not travel.
-find "$publish/app" -maxdepth 1 \( -name 'libheed*.so' -o -name 'lib*llama*.so' -o -name 'lib*ggml*.so' \) -delete
-tar cf - -C "$publish" app | xz -T2 -9 >"$out/dotnet.tar.xz"
 rm -rf "$publish"
 ls -l "$out"

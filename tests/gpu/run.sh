@@ -9,17 +9,19 @@ set -euo pipefail
 root="$(pwd)"
 work="${HEED_GPU_WORK:-/tmp/heed-gpu}"
 build="$work/build"
-app="$work/app"
 mkdir -p "$work"
 
+# unpack llama | tests | cli: each from its tarball in .gpu-carry/, once per machine.
 unpack() {
-  [[ -d "$work/llama" ]] || { mkdir -p "$work/llama" && tar xJf "$root/.gpu-carry/llama.tar.xz" -C "$work/llama"; }
-  [[ -d "$app" ]] || tar xJf "$root/.gpu-carry/dotnet.tar.xz" -C "$work"
+  case "$1" in
+    llama) [[ -d "$work/llama" ]] || { mkdir -p "$work/llama" && tar xJf "$root/.gpu-carry/llama.tar.xz" -C "$work/llama"; } ;;
+    *) [[ -d "$work/app-$1" ]] || tar xJf "$root/.gpu-carry/$1.tar.xz" -C "$work" ;;
+  esac
 }
 
 case "${1:-}" in
   build)
-    unpack
+    unpack llama
     cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEED_CUDA=ON \
       -DHEED_LLAMA_SOURCE_DIR="$work/llama" -DCMAKE_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES:-90}" >"$work/configure.log" 2>&1 \
       || { tail -40 "$work/configure.log"; exit 1; }
@@ -27,15 +29,15 @@ case "${1:-}" in
     echo "built: $(ls "$build/bin" | tr '\n' ' ')"
     ;;
   test)
-    unpack
+    unpack tests
     nvidia-smi -L
     ctest --test-dir "$build" --output-on-failure -j 8
-    HEED_NATIVE_DIR="$build/bin" "$app/Heed.Gpu.Tests" -trait "Category=Cuda"
+    HEED_REPO_ROOT="$root" HEED_NATIVE_DIR="$build/bin" "$work/app-tests/Heed.Gpu.Tests" -trait "Category=Cuda"
     ;;
   heed)
-    unpack
+    unpack cli
     shift
-    HEED_NATIVE_DIR="$build/bin" "$app/Heed.Cli" "$@"
+    HEED_NATIVE_DIR="$build/bin" "$work/app-cli/Heed.Cli" "$@"
     ;;
   *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
