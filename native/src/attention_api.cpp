@@ -2,8 +2,8 @@
 // where the tensors live, and run the CPU or the CUDA kernel.
 #include <cmath>
 
-#include "cpu/attention_a.hpp"
-#include "cpu/parallel_a.hpp"
+#include "attention_args.hpp"
+#include "cpu/parallel_for.hpp"
 #include "error.hpp"
 #include "heed/attention.h"
 #include "tensor_view.hpp"

@@ -5,10 +5,10 @@
 #include <limits>
 #include <vector>
 
-#include "cpu/attention_a.hpp"
-#include "cpu/parallel_a.hpp"
-#include "cpu/rows_f32_a.hpp"
-#include "cpu/softmax_a.hpp"
+#include "attention_args.hpp"
+#include "cpu/parallel_for.hpp"
+#include "cpu/rows_f32.hpp"
+#include "cpu/online_softmax.hpp"
 
 namespace heed::cpu {
 namespace {

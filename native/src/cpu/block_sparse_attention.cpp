@@ -7,9 +7,9 @@
 #include <numeric>
 #include <vector>
 
-#include "cpu/attention_a.hpp"
-#include "cpu/parallel_a.hpp"
-#include "cpu/rows_f32_a.hpp"
+#include "attention_args.hpp"
+#include "cpu/parallel_for.hpp"
+#include "cpu/rows_f32.hpp"
 
 namespace heed::cpu {
 namespace {

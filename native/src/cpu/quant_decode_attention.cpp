@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cpu/linear_kv_cpu.hpp"
-#include "cpu/parallel_a.hpp"
+#include "cpu/parallel_for.hpp"
 #include "cpu/simd.hpp"
 #include "tensor_view.hpp"
 

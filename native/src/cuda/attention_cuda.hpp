@@ -2,7 +2,7 @@
 // a launcher answers HEED_ERR_UNSUPPORTED for valid input its kernels do not handle.
 #pragma once
 
-#include "cpu/attention_a.hpp"
+#include "attention_args.hpp"
 
 namespace heed::cuda {
 heed_status attention_aggregate(const aggregate_args &a, int device);

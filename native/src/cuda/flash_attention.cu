@@ -13,7 +13,7 @@
 
 #include "cuda/attention_cuda.hpp"
 #include "cuda/cuda_check.hpp"
-#include "cuda/mma_a.cuh"
+#include "cuda/tensor_core.cuh"
 
 namespace heed::cuda {
 namespace {

@@ -1,4 +1,4 @@
-// parallel_a.hpp - a small fork-join loop for the CPU kernels (no pool: calls are coarse).
+// parallel_for.hpp - a small fork-join loop for the CPU kernels (no pool: calls are coarse).
 #pragma once
 
 #include <algorithm>

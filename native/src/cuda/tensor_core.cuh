@@ -1,4 +1,4 @@
-// mma_a.cuh - the warp-level tensor-core and async-copy primitives the attention kernels use
+// tensor_core.cuh - the warp-level tensor-core and async-copy primitives the attention kernels use
 // (inline PTX: cp.async, ldmatrix, mma.sync m16n8k16 with fp32 accumulators; sm_80 and later).
 #pragma once
 

@@ -1,4 +1,4 @@
-// rows_f32_a.hpp - copies rows of an f32/f16/bf16 tensor into a contiguous f32 buffer, so the
+// rows_f32.hpp - copies rows of an f32/f16/bf16 tensor into a contiguous f32 buffer, so the
 // fast kernels' inner loops read one layout with unit stride.
 #pragma once
 

@@ -1,4 +1,4 @@
-// attention_a.hpp - validated arguments of the attention kernels, shared by the entry points
+// attention_args.hpp - validated arguments of the attention kernels, shared by the entry points
 // (attention_api.cpp), the CPU kernels and the CUDA launchers.
 #pragma once
 

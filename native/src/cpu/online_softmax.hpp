@@ -1,4 +1,4 @@
-// softmax_a.hpp - the exp-and-sum loops of the online softmax, vectorized where AVX2 is.
+// online_softmax.hpp - the exp-and-sum loops of the online softmax, vectorized where AVX2 is.
 #pragma once
 
 #include <cmath>
