@@ -27,6 +27,9 @@ internal sealed class ReplyFormat
     // M.E.AI's options (they serialize its content types) but compact, as the grammar writes JSON.
     private static readonly JsonSerializerOptions CompactJson = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
 
+    // Text the model reads keeps its characters ("vault's", not "vault\u0027s").
+    private static readonly JsonSerializerOptions ModelFacingJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly bool _answerIsJson;
 
     private ReplyFormat(string? instructions, string grammar, bool toolsOffered, bool answerIsJson, ToolFormat? family = null,
@@ -163,7 +166,7 @@ internal sealed class ReplyFormat
         }
         string root = string.Join(" | ", calls);
         var instructions = new StringBuilder()
-            .Append("You can call these tools: ").Append(descriptions.ToJsonString()).Append('\n')
+            .Append("You can call these tools: ").Append(descriptions.ToJsonString(ModelFacingJson)).Append('\n')
             .Append("To call a tool, reply with {\"").Append(CallKey).Append("\": {\"name\": <tool name>, \"arguments\": {<arguments>}}}.");
         if (mayAnswer && json is null)
         {
