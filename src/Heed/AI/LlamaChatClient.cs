@@ -10,21 +10,26 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Heed.AI;
 
 /// <summary>
-/// <see cref="IChatClient"/> over a local llama.cpp model. Messages are formatted with the
-/// model's own chat template (<see cref="ChatTemplate"/>); each request leases one pooled context.
+/// <see cref="IChatClient"/> over a local llama.cpp model: Heed's own (each request leases one pooled
+/// context) or any <see cref="IInferenceEngine"/>, such as Heed.LLamaSharp's over a model LLamaSharp
+/// loaded (decoding then runs in that engine's context). Messages are formatted with the model's own
+/// chat template (<see cref="ChatTemplate"/>).
 /// ChatOptions map to sampling: Temperature, TopP, TopK, MaxOutputTokens, StopSequences, Seed,
 /// FrequencyPenalty, PresencePenalty. Responses carry input and output token counts in <see cref="UsageDetails"/>.
 /// </summary>
 /// <remarks>
 /// <para>
 /// <b>Tools and structured output.</b> ChatOptions.Tools (under ToolMode Auto, RequireAny or
-/// RequireSpecific) are described to the model in the system message, and decoding is constrained
-/// by a grammar (<see cref="JsonSchemaGrammar"/>, llama.cpp's grammar sampler) to a call whose
-/// arguments are valid for the tool's JSON schema, or under Auto to an answer. A call comes back as
+/// RequireSpecific) reach the model in its family's own tool format when its chat template has one
+/// (<see cref="ToolFormat"/>: Qwen2.5/Hermes, Llama 3.1, Mistral), else in one JSON envelope described
+/// in the system message. Decoding is constrained by a grammar (<see cref="JsonSchemaGrammar"/>,
+/// llama.cpp's grammar sampler) to a call in that syntax whose arguments are valid for the tool's
+/// JSON schema, or under Auto to a call or plain text, the model's first token choosing. A call comes back as
 /// <see cref="FunctionCallContent"/> with <see cref="ChatFinishReason.ToolCalls"/>, so the client works
 /// under <c>UseFunctionInvocation()</c>. ChatResponseFormat.Json and ForJsonSchema constrain the
 /// reply to JSON (valid for the schema), so <c>GetResponseAsync&lt;T&gt;</c> works. Such replies are
-/// delivered whole at the end, also when streaming; stop sequences do not apply to them. A reply
+/// delivered whole at the end, also when streaming (the update carries the model's raw text as its
+/// RawRepresentation); stop sequences do not apply to them. A reply
 /// cut off by MaxOutputTokens is returned as its raw text with <see cref="ChatFinishReason.Length"/>.
 /// </para>
 /// <para>
