@@ -75,13 +75,33 @@ internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaShar
         {
             throw new ArgumentException($"The prompt is {tokens.Length} tokens; the context holds {ContextSize}.", nameof(prompt));
         }
-        return StopSequenceFilter.TextAsync(GenerateTokensAsync(tokens, options, cancellationToken), tokenizer.TokenToBytes, options.StopSequences);
+        return StopSequenceFilter.TextAsync(GenerateTokensAsync(tokens, options, cancellationToken), t => tokenizer.TokenToBytes(t), options.StopSequences);
     }
 
-    private async IAsyncEnumerable<int> GenerateTokensAsync(int[] prompt, GenerationOptions options,
+    public IAsyncEnumerable<int> GenerateTokensAsync(int[] promptTokens, GenerationOptions? options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(promptTokens);
+        if (promptTokens.Length == 0)
+        {
+            throw new ArgumentException("The prompt has no tokens.", nameof(promptTokens));
+        }
+        options ??= new GenerationOptions();
+        options.Validate();
+        if (promptTokens.Length >= ContextSize)
+        {
+            throw new ArgumentException(
+                $"The prompt is {promptTokens.Length} tokens; the context holds {ContextSize}. Shorten it or use a larger ContextSize.",
+                nameof(promptTokens));
+        }
+        // The sampler (and so a grammar error) is made before the stream starts.
+        SafeLLamaSamplerChainHandle sampler = CreateSampler(options);
+        return GenerateCoreAsync(promptTokens, options, sampler, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<int> GenerateCoreAsync(int[] prompt, GenerationOptions options, SafeLLamaSamplerChainHandle chain,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using SafeLLamaSamplerChainHandle sampler = CreateSampler(options);
+        using SafeLLamaSamplerChainHandle sampler = chain;
         Clear();
         await Task.Run(() => Evaluate(prompt, cancellationToken), cancellationToken).ConfigureAwait(false);
         int[] next = new int[1];
@@ -103,10 +123,26 @@ internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaShar
         }
     }
 
-    // The same chain as Heed's own engine builds from these options.
+    // The same chain as Heed's own engine builds from these options (TokenSampler).
     private SafeLLamaSamplerChainHandle CreateSampler(GenerationOptions options)
     {
         SafeLLamaSamplerChainHandle chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+        if (options.Grammar is { Length: > 0 } grammar)
+        {
+            // LLamaSharp adds whatever llama.cpp returns, a null sampler for a grammar that does not
+            // parse too, which would crash at the first sample: parse it first.
+            try
+            {
+                TokenSampler.EnsureGrammarParses(grammar);
+            }
+            catch
+            {
+                chain.Dispose();
+                throw;
+            }
+            // First in the chain: every later sampler sees only tokens the grammar allows.
+            chain.AddGrammar(tokenizer.Weights.NativeHandle.Vocab, grammar, "root");
+        }
         if (options.RepeatPenalty != 1f || options.FrequencyPenalty != 0f || options.PresencePenalty != 0f)
         {
             chain.AddPenalties(options.RepeatLastN, options.RepeatPenalty, options.FrequencyPenalty, options.PresencePenalty);

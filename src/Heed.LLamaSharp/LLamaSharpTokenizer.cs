@@ -8,7 +8,11 @@ namespace Heed.LLamaSharp;
 /// <summary>A LLamaSharp model's vocabulary as Heed's <see cref="ITokenizer"/>.</summary>
 internal sealed class LLamaSharpTokenizer(LLamaWeights weights) : ITokenizer
 {
+    public LLamaWeights Weights => weights;
+
     public int BeginningOfSequence { get; } = weights.Vocab.BOS is { } bos ? (int)bos : -1;
+
+    public bool AddsBeginningOfSequence { get; } = weights.Vocab.ShouldAddBOS;
 
     public int[] Tokenize(string text, bool addSpecial = true, bool parseSpecial = false)
     {
@@ -19,14 +23,18 @@ internal sealed class LLamaSharpTokenizer(LLamaWeights weights) : ITokenizer
 
     public bool IsEndOfGeneration(int token) => ((LLamaToken)token).IsEndOfGeneration(weights.Vocab);
 
-    public byte[] TokenToBytes(int token)
+    public byte[] TokenToBytes(int token, bool renderSpecial = false)
     {
+        if ((uint)token >= (uint)weights.Vocab.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(token), token, $"Token ids are in [0, {weights.Vocab.Count}).");
+        }
         Span<byte> piece = stackalloc byte[64];
-        uint length = weights.NativeHandle.TokenToSpan(token, piece, 0, false);
+        uint length = weights.NativeHandle.TokenToSpan(token, piece, 0, renderSpecial);
         if (length > piece.Length)
         {
             piece = new byte[length];
-            length = weights.NativeHandle.TokenToSpan(token, piece, 0, false);
+            length = weights.NativeHandle.TokenToSpan(token, piece, 0, renderSpecial);
         }
         return piece[..(int)length].ToArray();
     }

@@ -1,3 +1,4 @@
+using Heed.AI;
 using Heed.Ranking;
 using Heed.Rag;
 using Heed.Retrieval;
@@ -22,7 +23,8 @@ internal static class ReadmeSample
         using var retriever = new InfiniteRetriever(engine);
         var answer = await retriever.AnswerFileAsync("What is the pass key?", longFile);
 
-        var rag = new RagPipelineOptions { Reranker = reranker };  // RAG reranks with LLamaSharp's model
+        using var chat = new LlamaChatClient(engine, options: new() { FallbackTemplate = "chatml" });  // decodes on LLamaSharp's context
+        var rag = new RagPipelineOptions { Reranker = reranker, ChatClient = chat };  // all of RAG on LLamaSharp's model
         // README end
         return (ranked, answer, rag);
     }

@@ -38,6 +38,7 @@ public sealed class ReadmeSampleTests
             Assert.Equal(documents.Length, ranked.Count);
             Assert.NotEmpty(answer.Retrieval.Evidence);
             Assert.NotNull(rag.Reranker);
+            Assert.IsType<LLamaSharpEngine>(rag.ChatClient!.GetService(typeof(Heed.Llama.IInferenceEngine)));
         }
         finally
         {

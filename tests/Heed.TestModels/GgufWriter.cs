@@ -59,6 +59,15 @@ public sealed class GgufWriter
         return this;
     }
 
+    /// <summary>Lets <paramref name="edit"/> change each tensor's data in place before it is written.</summary>
+    public void EditTensors(Action<string, float[]> edit)
+    {
+        foreach ((string name, _, float[] data) in _tensors)
+        {
+            edit(name, data);
+        }
+    }
+
     public void Write(string path)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
@@ -107,9 +116,19 @@ public sealed class GgufWriter
         }
     }
 
+    // A key written again replaces the earlier value (GGUF readers refuse duplicate keys), so a
+    // caller's addMetadata can override a default such as tokenizer.chat_template.
     private GgufWriter Put(string key, Action<BinaryWriter> write)
     {
-        _metadata.Add((key, write));
+        int existing = _metadata.FindIndex(m => m.Item1 == key);
+        if (existing >= 0)
+        {
+            _metadata[existing] = (key, write);
+        }
+        else
+        {
+            _metadata.Add((key, write));
+        }
         return this;
     }
 

@@ -38,7 +38,9 @@ public static class TinyLlama
     /// <summary>Granite's attention scale, written unlike 1/sqrt(head size) so a reader that ignores it is caught.</summary>
     public const float GraniteAttentionScale = 0.2f;
 
-    public static void Write(string path, int seed = 1234, string architecture = "llama", Action<GgufWriter>? addMetadata = null)
+    /// <param name="editTensor">Sees each tensor's name and data before it is written and may change the data (a model built to behave a known way).</param>
+    public static void Write(string path, int seed = 1234, string architecture = "llama", Action<GgufWriter>? addMetadata = null,
+        Action<string, float[]>? editTensor = null)
     {
         if (!Architectures.Contains(architecture))
         {
@@ -112,6 +114,10 @@ public static class TinyLlama
         }
         gguf.AddTensor("output_norm.weight", [EmbeddingSize], Ones(EmbeddingSize))
             .AddTensor("output.weight", [EmbeddingSize, vocab], Normal(random, EmbeddingSize * vocab, 0.5f));
+        if (editTensor is not null)
+        {
+            gguf.EditTensors(editTensor);
+        }
         gguf.Write(path);
     }
 

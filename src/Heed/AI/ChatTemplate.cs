@@ -39,13 +39,27 @@ public sealed unsafe class ChatTemplate
     public static ChatTemplate FromModel(LlamaModel model, string? fallback = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return FromEngine(model, fallback, $"'{model.Path}'");
+    }
+
+    /// <summary>
+    /// The template of a model loaded by any engine (e.g. Heed.LLamaSharp's), read from its GGUF
+    /// <c>tokenizer.chat_template</c>, or <paramref name="fallback"/> as in <see cref="FromModel"/>.
+    /// </summary>
+    public static ChatTemplate FromEngine(IInferenceEngine engine, string? fallback = null) =>
+        engine is LlamaModel model ? FromModel(model, fallback) : FromEngine(engine ?? throw new ArgumentNullException(nameof(engine)), fallback, "the model");
+
+    private static ChatTemplate FromEngine(IInferenceEngine engine, string? fallback, string modelName)
+    {
         if (fallback is not null && string.IsNullOrWhiteSpace(fallback))
         {
             throw new ArgumentException("The fallback chat template is empty; pass null or a template name such as \"chatml\".", nameof(fallback));
         }
-        if (model.ChatTemplate is { Length: > 0 } own)
+        string? own = engine is LlamaModel heed ? heed.ChatTemplate : engine.GetMetadata("tokenizer.chat_template");
+        if (own is { Length: > 0 })
         {
-            var candidate = new ChatTemplate(own, "model");
+            LlamaBackend.EnsureInitialized();
+            var candidate = new ChatTemplate(own, "model") { ModelTemplate = own };
             if (candidate.IsRecognised())
             {
                 return candidate;
@@ -53,18 +67,23 @@ public sealed unsafe class ChatTemplate
             if (fallback is null)
             {
                 throw new InvalidOperationException(
-                    $"llama.cpp does not recognise the chat template of '{model.Path}' (it supports the common families, not arbitrary Jinja). " +
+                    $"llama.cpp does not recognise the chat template of {modelName} (it supports the common families, not arbitrary Jinja). " +
                     "Set a fallback template name such as \"chatml\" or \"llama3\" (HeedOptions.FallbackChatTemplate, or LlamaChatClientOptions.FallbackTemplate).");
             }
         }
         else if (fallback is null)
         {
             throw new InvalidOperationException(
-                $"The model '{model.Path}' has no chat template (GGUF key tokenizer.chat_template). " +
+                $"The model {modelName} has no chat template (GGUF key tokenizer.chat_template). " +
                 "Set a fallback template name such as \"chatml\" or \"llama3\" (HeedOptions.FallbackChatTemplate, or LlamaChatClientOptions.FallbackTemplate).");
         }
-        return Named(fallback!, "fallback");
+        ChatTemplate named = Named(fallback!, "fallback");
+        named.ModelTemplate = own;
+        return named;
     }
+
+    /// <summary>The model's own Jinja template (even when llama.cpp did not recognise it and a fallback is used); null when it has none.</summary>
+    internal string? ModelTemplate { get; private set; }
 
     /// <summary>A template by llama.cpp name (e.g. "chatml", "llama3", "mistral-v7") or Jinja text of a known family.</summary>
     /// <exception cref="ArgumentException">llama.cpp does not know the template.</exception>

@@ -11,10 +11,13 @@ namespace Heed.AI;
 /// reads the finished output back into M.E.AI contents.
 /// </summary>
 /// <remarks>
-/// With tools the model replies <c>{"tool_call": {"name": ..., "arguments": {...}}}</c>, or under
-/// <see cref="ChatToolMode.Auto"/> may instead reply <c>{"answer": ...}</c>. llama.cpp's template
-/// function renders roles and text only, so the tools are described in the system message in this
-/// one format whatever the model's family; earlier calls in the history are written the same way.
+/// A model whose chat template has a tool format of its own (<see cref="ToolFormat"/>: Qwen2.5/Hermes,
+/// Llama 3.1, Mistral) is given the tools and calls in that format. Any other model gets one JSON
+/// envelope: it replies <c>{"tool_call": {"name": ..., "arguments": {...}}}</c>, described in the
+/// system message, and earlier calls in the history are written the same way. Under
+/// <see cref="ChatToolMode.Auto"/> the grammar allows a call or an answer, and the model's own
+/// probabilities choose: the answer is free text that does not start like a call (or
+/// <c>{"answer": ...}</c> in the envelope when a JSON response format is asked for too).
 /// </remarks>
 internal sealed class ReplyFormat
 {
@@ -24,18 +27,30 @@ internal sealed class ReplyFormat
     // M.E.AI's options (they serialize its content types) but compact, as the grammar writes JSON.
     private static readonly JsonSerializerOptions CompactJson = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
 
+    // Text the model reads keeps its characters ("vault's", not "vault\u0027s").
+    private static readonly JsonSerializerOptions ModelFacingJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly bool _answerIsJson;
 
-    private ReplyFormat(string instructions, string grammar, bool toolsOffered, bool answerIsJson)
+    private ReplyFormat(string? instructions, string grammar, bool toolsOffered, bool answerIsJson, ToolFormat? family = null,
+        IReadOnlyList<AIFunctionDeclaration>? tools = null)
     {
         Instructions = instructions;
         Grammar = grammar;
         ToolsOffered = toolsOffered;
         _answerIsJson = answerIsJson;
+        Family = family;
+        Tools = tools ?? [];
     }
 
-    /// <summary>Added to the system message.</summary>
-    public string Instructions { get; }
+    /// <summary>Added to the system message; null when the family's template describes the tools itself.</summary>
+    public string? Instructions { get; }
+
+    /// <summary>The model family's tool format the prompt and grammar follow; null for the envelope or a plain JSON reply.</summary>
+    public ToolFormat? Family { get; }
+
+    /// <summary>The tools offered.</summary>
+    public IReadOnlyList<AIFunctionDeclaration> Tools { get; }
 
     /// <summary>GBNF for every reply this format accepts.</summary>
     public string Grammar { get; }
@@ -46,7 +61,7 @@ internal sealed class ReplyFormat
     /// <summary>The format a request asks for, or null for free text. Checks the tools and schema first.</summary>
     /// <exception cref="NotSupportedException">A tool that is not a function, or a schema the grammar cannot enforce.</exception>
     /// <exception cref="ArgumentException">RequireSpecific names a function that is not among the tools.</exception>
-    public static ReplyFormat? For(ChatOptions? options, JsonGrammarLimits limits)
+    public static ReplyFormat? For(ChatOptions? options, JsonGrammarLimits limits, ToolFormat? family = null)
     {
         if (options is null)
         {
@@ -73,7 +88,53 @@ internal sealed class ReplyFormat
             }
         }
         bool mayAnswer = options.ToolMode is null or AutoChatToolMode;
-        return ForTools(functions, mayAnswer, json, limits);
+        return family is null ? ForTools(functions, mayAnswer, json, limits) : ForFamily(family, functions, mayAnswer, json, limits);
+    }
+
+    private static ReplyFormat ForFamily(ToolFormat family, List<AIFunctionDeclaration> functions, bool mayAnswer, ChatResponseFormatJson? json,
+        JsonGrammarLimits limits)
+    {
+        var builder = new JsonSchemaGrammar.Builder(limits);
+        var calls = new List<string>(functions.Count);
+        foreach (AIFunctionDeclaration function in functions)
+        {
+            calls.Add(builder.Rule(function.Name + "-call", family.CallExpression(function.Name, Arguments(builder, function))));
+        }
+        string root = string.Join(" | ", calls);
+        string? instructions = null;
+        if (mayAnswer)
+        {
+            if (json is null)
+            {
+                root += " | " + FreeText(builder, family.CallStart);
+            }
+            else
+            {
+                root += " | " + (json.Schema is { } schema ? builder.Value(schema, "answer-json", "#") : builder.AnyObject());
+                instructions = ForJson(json, limits).Instructions + " when you answer without a tool";
+            }
+        }
+        return new ReplyFormat(instructions, builder.Build(root), toolsOffered: true, answerIsJson: json is not null, family, functions);
+    }
+
+    private static string Arguments(JsonSchemaGrammar.Builder builder, AIFunctionDeclaration function)
+    {
+        try
+        {
+            return builder.Value(function.JsonSchema, function.Name + "-args", "#");
+        }
+        catch (NotSupportedException e)
+        {
+            throw new NotSupportedException($"The parameters of the tool '{function.Name}' cannot be constrained: {e.Message}", e);
+        }
+    }
+
+    // Text of at least one character whose first is not the one every call starts with: the
+    // model's first token decides between calling and answering.
+    private static string FreeText(JsonSchemaGrammar.Builder builder, char callStart)
+    {
+        string excluded = callStart switch { '[' => "\\[", ']' => "\\]", '\\' => "\\\\", '^' => "\\^", '-' => "\\-", _ => callStart.ToString() };
+        return builder.Rule("answer-text", $"[^{excluded}\\x00] [^\\x00]*");
     }
 
     private static ReplyFormat ForJson(ChatResponseFormatJson json, JsonGrammarLimits limits)
@@ -96,15 +157,7 @@ internal sealed class ReplyFormat
         var descriptions = new JsonArray();
         foreach (AIFunctionDeclaration function in functions)
         {
-            string arguments;
-            try
-            {
-                arguments = builder.Value(function.JsonSchema, function.Name + "-args", "#");
-            }
-            catch (NotSupportedException e)
-            {
-                throw new NotSupportedException($"The parameters of the tool '{function.Name}' cannot be constrained: {e.Message}", e);
-            }
+            string arguments = Arguments(builder, function);
             calls.Add(builder.Rule(function.Name + "-call",
                 $"{JsonSchemaGrammar.Literal($"{{\"{CallKey}\":")} sp {JsonSchemaGrammar.Literal("{\"name\":")} sp " +
                 $"{JsonSchemaGrammar.Literal(JsonSerializer.Serialize(function.Name, JsonText.Default.String))} {JsonSchemaGrammar.Builder.Separator} " +
@@ -113,26 +166,44 @@ internal sealed class ReplyFormat
         }
         string root = string.Join(" | ", calls);
         var instructions = new StringBuilder()
-            .Append("You can call these tools: ").Append(descriptions.ToJsonString()).Append('\n')
+            .Append("You can call these tools: ").Append(descriptions.ToJsonString(ModelFacingJson)).Append('\n')
             .Append("To call a tool, reply with {\"").Append(CallKey).Append("\": {\"name\": <tool name>, \"arguments\": {<arguments>}}}.");
-        if (mayAnswer)
+        if (mayAnswer && json is null)
         {
-            string answer = json is null
-                ? builder.Text()
-                : json.Schema is { } schema ? builder.Value(schema, "answer-json", "#") : builder.AnyObject();
-            root += $" | {JsonSchemaGrammar.Literal($"{{\"{AnswerKey}\":")} sp {answer} \"}}\"";
-            instructions.Append(" To answer without a tool, reply with {\"").Append(AnswerKey).Append("\": ")
-                .Append(json is null ? "\"<your answer>\"" : "<JSON answer>").Append("}.");
+            root += " | " + FreeText(builder, '{');
+            instructions.Append(" To answer without a tool, reply with plain text.");
         }
-        return new ReplyFormat(instructions.ToString(), builder.Build(root), toolsOffered: true, answerIsJson: json is not null);
+        else if (mayAnswer && json is not null)
+        {
+            string answer = json.Schema is { } schema ? builder.Value(schema, "answer-json", "#") : builder.AnyObject();
+            root += $" | {JsonSchemaGrammar.Literal($"{{\"{AnswerKey}\":")} sp {answer} \"}}\"";
+            instructions.Append(" To answer without a tool, reply with {\"").Append(AnswerKey).Append("\": <JSON answer>}.");
+        }
+        return new ReplyFormat(instructions.ToString(), builder.Build(root), toolsOffered: true, answerIsJson: json is not null, tools: functions);
     }
 
     /// <summary>
-    /// The contents of a finished reply: a <see cref="FunctionCallContent"/> for a call, text (or the
+    /// The contents of a finished reply: <see cref="FunctionCallContent"/>s for calls, text (or the
     /// JSON text) for an answer; null when the text is not a complete reply (generation ran out).
     /// </summary>
-    public AIContent? Read(string text)
+    public IList<AIContent>? Read(string text)
     {
+        if (Family is { } family)
+        {
+            if (text.Length > 0 && text[0] == family.CallStart && family.ReadCalls(text) is { } calls)
+            {
+                return [.. calls];
+            }
+            if (_answerIsJson && !IsJson(text))
+            {
+                return null;
+            }
+            return text.Length == 0 || text[0] == family.CallStart && !_answerIsJson ? null : [new TextContent(text)];
+        }
+        if (ToolsOffered && !_answerIsJson && text.Length > 0 && text[0] != '{')
+        {
+            return [new TextContent(text)];  // the free-text answer under Auto
+        }
         JsonDocument document;
         try
         {
@@ -147,7 +218,7 @@ internal sealed class ReplyFormat
             JsonElement root = document.RootElement;
             if (!ToolsOffered)
             {
-                return new TextContent(text);
+                return [new TextContent(text)];
             }
             if (root.TryGetProperty(CallKey, out JsonElement call))
             {
@@ -156,10 +227,23 @@ internal sealed class ReplyFormat
                 {
                     arguments[argument.Name] = argument.Value.Clone();
                 }
-                return new FunctionCallContent("call_" + Guid.NewGuid().ToString("N")[..12], call.GetProperty("name").GetString()!, arguments);
+                return [new FunctionCallContent("call_" + Guid.NewGuid().ToString("N")[..12], call.GetProperty("name").GetString()!, arguments)];
             }
             JsonElement answer = root.GetProperty(AnswerKey);
-            return new TextContent(_answerIsJson ? answer.GetRawText() : answer.GetString());
+            return [new TextContent(_answerIsJson ? answer.GetRawText() : answer.GetString())];
+        }
+    }
+
+    private static bool IsJson(string text)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(text);
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
         }
     }
 

@@ -57,6 +57,13 @@ public interface IInferenceContext : IDisposable
 
     /// <summary>Streams the continuation of a prompt from an empty cache (see <see cref="LlamaContext.GenerateAsync"/>).</summary>
     IAsyncEnumerable<string> GenerateAsync(string prompt, GenerationOptions? options, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Streams the token ids that continue a tokenized prompt, from an empty cache, sampled as
+    /// <paramref name="options"/> say (grammar included); ends before the end-of-generation token
+    /// or at MaxTokens (see <see cref="LlamaContext.GenerateTokensAsync"/>). Chat runs on this.
+    /// </summary>
+    IAsyncEnumerable<int> GenerateTokensAsync(int[] promptTokens, GenerationOptions? options, CancellationToken cancellationToken);
 }
 
 /// <summary>Text to token ids, as the retrieval features need it.</summary>
@@ -65,6 +72,12 @@ public interface ITokenizer
     /// <summary>The beginning-of-sequence token.</summary>
     int BeginningOfSequence { get; }
 
+    /// <summary>Whether the model wants BOS in front of a prompt.</summary>
+    bool AddsBeginningOfSequence { get; }
+
     /// <summary>Token ids of a text; <paramref name="addSpecial"/> adds BOS where the model wants it.</summary>
     int[] Tokenize(string text, bool addSpecial = true, bool parseSpecial = false);
+
+    /// <summary>The bytes one token stands for; <paramref name="renderSpecial"/> writes control tokens' text too.</summary>
+    byte[] TokenToBytes(int token, bool renderSpecial = false);
 }

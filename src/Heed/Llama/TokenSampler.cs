@@ -41,6 +41,22 @@ internal sealed class TokenSampler : IDisposable
         Add(LlamaNative.llama_sampler_init_dist(options.Seed ?? (uint)Random.Shared.Next()));
     }
 
+    /// <summary>
+    /// Parses a GBNF grammar with Heed's llama.cpp (no vocabulary needed to parse), for engines whose
+    /// binding would otherwise take a grammar that does not parse without a word.
+    /// </summary>
+    /// <exception cref="ArgumentException">The grammar does not parse.</exception>
+    internal static void EnsureGrammarParses(string grammar)
+    {
+        LlamaBackend.EnsureInitialized();
+        IntPtr parsed = LlamaGrammarNative.llama_sampler_init_grammar(IntPtr.Zero, grammar, "root");
+        if (parsed == IntPtr.Zero)
+        {
+            throw new ArgumentException("llama.cpp could not parse the GBNF grammar (GenerationOptions.Grammar); its log names the rule at fault.", nameof(grammar));
+        }
+        LlamaNative.llama_sampler_free(parsed);
+    }
+
     private void Add(IntPtr sampler)
     {
         if (sampler == IntPtr.Zero)
