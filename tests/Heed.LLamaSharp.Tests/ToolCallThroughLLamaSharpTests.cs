@@ -24,7 +24,7 @@ public sealed class ToolCallThroughLLamaSharpTests(ITestOutputHelper output) : I
     [Fact]
     public async Task AHermesCallIsTheSameThroughLLamaSharpAsThroughHeed()
     {
-        string template = File.ReadAllText(Path.Combine(RepositoryPaths.Root, "tests", "Heed.Tests", "AI", "Templates", "Qwen-Qwen2.5-7B-Instruct.jinja"));
+        string template = File.ReadAllText(RepositoryPaths.LlamaCppTemplate("Qwen-Qwen2.5-7B-Instruct.jinja"));
         string path = Path.Combine(_folder, "qwen-template.gguf");
         TinyLlama.Write(path, seed: 4242, addMetadata: gguf => gguf.Add("tokenizer.chat_template", template));
         using LlamaModel heedModel = LlamaModel.Load(path, new LlamaModelOptions { GpuLayers = 0 });

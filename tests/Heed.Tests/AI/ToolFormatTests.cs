@@ -11,9 +11,9 @@ namespace Heed.Tests.AI;
 
 /// <summary>
 /// Tools in each model family's own format. Each model is a random-weight tiny GGUF carrying that
-/// family's real chat template (AI/Templates: Qwen2.5-7B-Instruct, Llama-3.1-8B-Instruct,
-/// Mistral-Nemo-Instruct-2407, as published with those models). The expected prompts below were
-/// rendered from those Jinja templates with Python's jinja2 (BOS left out: Heed's tokenizer adds
+/// family's real chat template (Qwen2.5-7B-Instruct, Llama-3.1-8B-Instruct and Mistral-Nemo-Instruct-2407
+/// as published with those models, read from the pinned llama.cpp source's models/templates). The
+/// expected prompts below were rendered from those Jinja templates with Python's jinja2 (BOS left out: Heed's tokenizer adds
 /// it, as with llama.cpp's own template function). Calls are checked with JsonSchema.Net, not with
 /// the grammar converter under test.
 /// </summary>
@@ -90,7 +90,7 @@ public sealed class ToolFormatTests(ITestOutputHelper output) : IDisposable
 
     private LlamaModel Load(string templateFile, string architecture = "llama", Action<string, float[]>? editTensor = null)
     {
-        string template = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "AI", "Templates", templateFile));
+        string template = File.ReadAllText(RepositoryPaths.LlamaCppTemplate(templateFile));
         string path = Path.Combine(_folder, Path.ChangeExtension(templateFile, ".gguf"));
         TinyLlama.Write(path, seed: 4242, architecture, gguf => gguf.Add("tokenizer.chat_template", template), editTensor);
         return LlamaModel.Load(path, new LlamaModelOptions { GpuLayers = 0 });
