@@ -19,17 +19,18 @@ public sealed class PostgresStoreTests(PostgresCluster cluster)
         ChatClient = chat,
     };
 
-    // Skipped, not passed (issue 14): on this corpus the hashed-word embedding gives tied distances,
-    // and HNSW (approximate) can miss the exact scan's best dense neighbour, so the top 3 differ in
-    // some runs ("Where is Quorvale1?": cars.md#1 at 0.408 found by the exact scan only).
-    [Fact(Skip = "PostgreSQL's HNSW top chunks differ from the exact scan's in some runs (tied distances, approximate recall); issue 14")]
+    // The hashed-word vectors tie often (identical sentences, equal cosines), and HNSW at its default
+    // ef_search missed the exact scan's nearest chunk here. The stores agree because PostgreSQL searches a
+    // base this small exhaustively (ef_search above its size), computes and orders cosine distances as the
+    // embedded store does, and both break every tie by path, then ordinal.
+    [Fact]
     public async Task Ingest_search_and_answer_equal_the_embedded_stores()
     {
         using var folder = new TempFolder();
         TopicCorpus.Write(folder, "docs", 24);
         SampleCorpus.WriteAll(folder, "docs/sample");
         var chat = new FakeChatClient("Quorvale");
-        // vectors without ties (a hashed bag of words), so that the exact scan and HNSW have one right answer
+        // a hashed bag of words: deterministic, with many exact ties between different chunks
         var embeddings = new HashedWordEmbedding();
         using RagPipeline embedded = RagPipeline.CreateInMemory(Options(embeddings, chat));
         using RagPipeline postgres = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(await cluster.CreateDatabaseAsync()), Options(embeddings, chat));
@@ -46,8 +47,8 @@ public sealed class PostgresStoreTests(PostgresCluster cluster)
         var differences = new List<string>();
         foreach (string query in queries)
         {
-            IReadOnlyList<SearchHit> expected = await embedded.SearchAsync(query, 3);
-            IReadOnlyList<SearchHit> actual = await postgres.SearchAsync(query, 3);
+            IReadOnlyList<SearchHit> expected = await embedded.SearchAsync(query, 10);
+            IReadOnlyList<SearchHit> actual = await postgres.SearchAsync(query, 10);
             if (!expected.Select(h => h.Chunk).SequenceEqual(actual.Select(h => h.Chunk)))
             {
                 differences.Add($"{query}: embedded {Describe(expected)}, PostgreSQL {Describe(actual)}");
