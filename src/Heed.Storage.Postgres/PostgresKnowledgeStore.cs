@@ -26,9 +26,9 @@ public sealed class PostgresKnowledgeStore : IKnowledgeStore
 
     /// <summary>
     /// A term in more chunks than this is not searched on its own when the query has a rarer one: it bounds the chunks
-    /// one keyword search reads (see heed_keyword_search).
+    /// one keyword search reads (see heed_keyword_search); scoring costs about 25 µs a chunk on a loaded 2-core machine.
     /// </summary>
-    private const long CommonTermChunks = 10_000;
+    private const long CommonTermChunks = 2_000;
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
