@@ -13,9 +13,9 @@ namespace Heed.Storage.Postgres;
 /// <summary>
 /// A knowledge base in PostgreSQL with pgvector, shared by every process that opens the same database. Chunks are
 /// searched by full text (a GIN index over a tsvector column, ranked by BM25 computed in SQL) and by vector (a
-/// pgvector HNSW index, cosine distance), both fused by reciprocal rank in one round trip. Ingest commits each file
-/// in its own transaction (its chunks and embeddings all visible or none); writers of the same file take turns under
-/// an advisory lock, so processes ingesting at once lose and duplicate nothing.
+/// pgvector HNSW index, cosine distance), both fused by reciprocal rank in one round trip. Ingest commits files in
+/// groups, each group in one transaction (a file's chunks and embeddings all visible or none); writers of the same
+/// file take turns under an advisory lock, so processes ingesting at once lose and duplicate nothing.
 /// </summary>
 public sealed class PostgresKnowledgeStore : IKnowledgeStore
 {
