@@ -78,6 +78,73 @@ public sealed class PostgresStoreTests(PostgresCluster cluster)
         Assert.NotEmpty(actualAnswer.Citations);
     }
 
+    // Words that Heed's tokenizer and PostgreSQL's English lexemes both keep as one term each.
+    private static readonly string[] KeywordWords = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "harbor",
+        "indigo", "jasper", "kelp", "lagoon", "meadow", "nectar", "opal", "prairie", "quartz", "reef", "saffron", "tundra"];
+
+    /// <summary>Records that all say "record", each with two words of <see cref="KeywordWords"/>, one 12 to 15-token sentence each (one chunk at 16 tokens).</summary>
+    private static void WriteRecords(TempFolder folder, int files, int perFile, Func<int, int, string>? extra = null)
+    {
+        var random = new Random(7);
+        for (int f = 0; f < files; f++)
+        {
+            var text = new System.Text.StringBuilder();
+            for (int p = 0; p < perFile; p++)
+            {
+                text.Append($"Every record notes {KeywordWords[random.Next(KeywordWords.Length)]} near {KeywordWords[random.Next(KeywordWords.Length)]}{extra?.Invoke(f, p)}.\n\n");
+            }
+            folder.Write($"docs/records-{f:D3}.txt", text.ToString());
+        }
+    }
+
+    [Fact]
+    public async Task Keyword_search_stops_reading_at_maxscores_bound_and_ranks_as_the_embedded_bm25()
+    {
+        using var folder = new TempFolder();
+        WriteRecords(folder, 40, 10); // 400 chunks: "record" in all, each other word in about 40
+        var options = Options() with { CandidateCount = 5, Chunking = new() { MaxTokens = 16, OverlapSentences = 0 } };
+        using RagPipeline embedded = RagPipeline.CreateInMemory(options);
+        using RagPipeline postgres = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(await cluster.CreateDatabaseAsync()), options);
+        await embedded.IngestAsync(folder.Combine("docs"));
+        await postgres.IngestAsync(folder.Combine("docs"));
+        Assert.Equal(400, embedded.ChunkCount);
+
+        // the rarer words find 5 chunks whose scores the omnipresent "record" (idf near 0) cannot beat: PostgreSQL
+        // stops before reading "record"'s 400 chunks, and must still give BM25's exact top 5, ties in path order
+        foreach (string query in KeywordWords.Select((w, i) => $"record {w} {KeywordWords[(i + 7) % KeywordWords.Length]}").Append("record amber"))
+        {
+            IReadOnlyList<SearchHit> expected = await embedded.SearchAsync(query, 5);
+            IReadOnlyList<SearchHit> actual = await postgres.SearchAsync(query, 5);
+            Assert.Equal(5, expected.Count);
+            Assert.True(expected.Select(h => h.Chunk).SequenceEqual(actual.Select(h => h.Chunk)),
+                $"{query}: embedded {Describe(expected)}, PostgreSQL {Describe(actual)}");
+        }
+    }
+
+    [Fact]
+    public async Task Chunks_matching_only_a_term_in_more_than_2000_chunks_are_left_out_when_a_rarer_term_is_asked()
+    {
+        using var folder = new TempFolder();
+        WriteRecords(folder, 21, 100, (f, p) => f == 3 && p % 40 == 1 ? " and zephyr" : ""); // 2,100 chunks, "zephyr" in 3
+        var options = Options() with { CandidateCount = 10, Chunking = new() { MaxTokens = 16, OverlapSentences = 0 } };
+        using RagPipeline embedded = RagPipeline.CreateInMemory(options);
+        using RagPipeline postgres = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(await cluster.CreateDatabaseAsync()), options);
+        await embedded.IngestAsync(folder.Combine("docs"));
+        await postgres.IngestAsync(folder.Combine("docs"));
+        Assert.Equal(2100, embedded.ChunkCount);
+
+        IReadOnlyList<SearchHit> expected = await embedded.SearchAsync("record zephyr", 10);
+        IReadOnlyList<SearchHit> actual = await postgres.SearchAsync("record zephyr", 10);
+        // the embedded store fills its list with chunks that only say "record"; PostgreSQL does not read "record"'s
+        // 2,100 chunks for them, so it gives the three zephyr chunks, in the same order
+        Assert.Equal(10, expected.Count);
+        Assert.Equal(3, actual.Count);
+        Assert.Equal(expected.Take(3).Select(h => h.Chunk), actual.Select(h => h.Chunk));
+        Assert.All(actual, h => Assert.Contains("zephyr", h.Chunk.Text));
+        // a query of common terms only still finds chunks
+        Assert.Equal(5, (await postgres.SearchAsync("record", 5)).Count);
+    }
+
     [Fact]
     public async Task A_synonym_only_the_embedding_knows_is_found_through_the_hnsw_index()
     {
