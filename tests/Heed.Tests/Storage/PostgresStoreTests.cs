@@ -180,6 +180,7 @@ public sealed class PostgresStoreTests(PostgresCluster cluster)
 
         Assert.Equal(before - result.ChunksRemoved + result.ChunksAdded, await rag.Store.CountChunksAsync(default));
         Assert.Equal(await PostgresCluster.ScalarAsync<long>(connection, "SELECT count(*) FROM heed_chunks"), await rag.Store.CountChunksAsync(default));
+        await AssertTermCountsAreRecountsAsync(connection);
         Assert.Empty(await rag.SearchAsync("photosynthesis chlorophyll", 3));
         Assert.Empty(await rag.SearchAsync("tides coral", 3));
         Assert.EndsWith("plants.txt", (await rag.SearchAsync("ferns spores", 1))[0].SourcePath);
@@ -234,6 +235,27 @@ public sealed class PostgresStoreTests(PostgresCluster cluster)
     }
 
     [Fact]
+    public async Task A_version_1_base_migrates_to_version_2_with_its_term_counts_and_keyword_search()
+    {
+        using var folder = new TempFolder();
+        TopicCorpus.Write(folder, "docs", 12);
+        string connection = await cluster.CreateDatabaseAsync();
+        using (RagPipeline rag = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(connection), Options()))
+        {
+            await rag.IngestAsync(folder.Combine("docs"));
+        }
+        // back to what version 1 had: no term counts, no keyword search function
+        string database = new NpgsqlConnectionStringBuilder(connection).Database!;
+        await cluster.ExecuteAsync(database, "DROP TABLE heed_terms; DROP FUNCTION heed_keyword_search; DELETE FROM heed_schema WHERE version = 2;");
+
+        using RagPipeline migrated = RagPipeline.Create(await PostgresKnowledgeStore.OpenAsync(connection), Options());
+        Assert.Equal(2, await PostgresCluster.ScalarAsync<int>(connection, "SELECT max(version) FROM heed_schema"));
+        await AssertTermCountsAreRecountsAsync(connection);
+        SearchHit top = (await migrated.SearchAsync($"Where is {TopicCorpus.Place(5)}?", 1))[0];
+        Assert.EndsWith(TopicCorpus.FileName(5), top.SourcePath);
+    }
+
+    [Fact]
     public async Task Ingest_creates_the_full_text_and_hnsw_indexes()
     {
         using var folder = new TempFolder();
@@ -246,6 +268,12 @@ public sealed class PostgresStoreTests(PostgresCluster cluster)
         Assert.Equal(1L, await PostgresCluster.ScalarAsync<long>(connection,
             $"SELECT count(*) FROM pg_indexes WHERE tablename = 'heed_embeddings' AND indexdef LIKE '%USING hnsw%vector({KeywordEmbeddingGenerator.Families.Length})%'"));
     }
+
+    /// <summary>Every lexeme's chunk count in heed_terms equals a count made again from the chunks (a removed lexeme may stay at 0).</summary>
+    private static async Task AssertTermCountsAreRecountsAsync(string connection) =>
+        Assert.Equal(0L, await PostgresCluster.ScalarAsync<long>(connection,
+            "SELECT count(*) FROM (SELECT u.lexeme, count(*) AS n FROM heed_chunks c CROSS JOIN LATERAL unnest(c.search) u GROUP BY u.lexeme) e " +
+            "FULL JOIN heed_terms t ON t.lexeme = e.lexeme WHERE coalesce(e.n, 0) <> coalesce(t.chunks, 0)"));
 
     private static int FreePort()
     {
