@@ -34,6 +34,13 @@ internal static class RagScaleBench
                 await File.WriteAllTextAsync(Path.Combine(folder, $"doc{f:D6}.txt"), Document(f, random), cancellationToken);
             }
             string[] questions = Enumerable.Range(0, queries).Select(i => $"Which record names {Marker(random.Next(files), random.Next(ChunksPerFile))}?").ToArray();
+            using (IKnowledgeStore target = await PostgresKnowledgeStore.OpenAsync(connectionString, null, cancellationToken))
+            {
+                if (await target.CountChunksAsync(cancellationToken) != 0)
+                {
+                    throw new ArgumentException("The bench ingests into the database given with --postgres and times it: give an empty one (CREATE DATABASE …).");
+                }
+            }
             var embeddings = new HashedWordEmbedding();
             using var reranker = new InContextReranker(model);
             var rows = new List<Row>();
@@ -94,14 +101,14 @@ internal static class RagScaleBench
 
     private static string Marker(int file, int paragraph) => $"rec{file:x}q{paragraph:x}";
 
-    /// <summary>One paragraph (about one chunk) per record, each naming its unique marker among common words.</summary>
+    /// <summary>One paragraph per record, each naming its unique marker among common words: 20 words, one 48-token chunk.</summary>
     private static string Document(int file, Random random)
     {
         var text = new System.Text.StringBuilder();
         for (int p = 0; p < ChunksPerFile; p++)
         {
             text.Append($"Record {Marker(file, p)} notes the");
-            for (int w = 0; w < 24; w++)
+            for (int w = 0; w < 16; w++)
             {
                 text.Append(' ').Append(Words[random.Next(Words.Length)]);
             }

@@ -32,9 +32,10 @@ internal static class BenchCommand
         var contextSize = new Option<int>("--context") { Description = "ICR context tokens", DefaultValueFactory = _ => 1024 };
         var postgres = new Option<string?>("--postgres") { Description = "Instead: PostgreSQL against the embedded index at --chunks chunks (a connection string)" };
         var chunks = new Option<int>("--chunks") { Description = "Chunks in the knowledge base, with --postgres", DefaultValueFactory = _ => 10_000 };
+        var rerankRequests = new Option<int>("--rerank-requests") { Description = "With --postgres: how many of the searches are also timed with ICR (default: up to 50)" };
         var command = new Command("rag", "Concurrent searches against one knowledge base and model: all answered, p50/p95; or, with --postgres, the stores at scale")
         {
-            model, requests, documents, candidates, contextSize, postgres, chunks, gpuLayers,
+            model, requests, documents, candidates, contextSize, postgres, chunks, rerankRequests, gpuLayers,
         };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
@@ -42,7 +43,9 @@ internal static class BenchCommand
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
             if (parse.GetValue(postgres) is { } connectionString)
             {
-                return await RagScaleTableAsync(m, connectionString, Positive(parse.GetValue(chunks), "--chunks"), n, Positive(parse.GetValue(candidates), "--candidates"), ct);
+                int reranked = parse.GetValue(rerankRequests) is int r and not 0 ? Math.Min(Positive(r, "--rerank-requests"), n) : Math.Min(n, 50);
+                return await RagScaleTableAsync(m, connectionString, Positive(parse.GetValue(chunks), "--chunks"), n, reranked,
+                    Positive(parse.GetValue(candidates), "--candidates"), ct);
             }
             IReadOnlyList<RagLoadBench.Result> results = await RagLoadBench.RunAsync(m, n, Positive(parse.GetValue(documents), "--documents"),
                 Positive(parse.GetValue(candidates), "--candidates"), parse.GetValue(contextSize), ct);
@@ -58,9 +61,10 @@ internal static class BenchCommand
         return command;
     }
 
-    private static async Task<int> RagScaleTableAsync(LlamaModel m, string connectionString, int chunks, int queries, int candidates, CancellationToken ct)
+    private static async Task<int> RagScaleTableAsync(LlamaModel m, string connectionString, int chunks, int queries, int reranked, int candidates, CancellationToken ct)
     {
-        IReadOnlyList<RagScaleBench.Row> rows = await RagScaleBench.RunAsync(m, connectionString, chunks, queries, Math.Min(queries, 50), candidates, ct);
+        string loadBefore = LoadAverage();
+        IReadOnlyList<RagScaleBench.Row> rows = await RagScaleBench.RunAsync(m, connectionString, chunks, queries, reranked, candidates, ct);
         var table = new Table().AddColumn("store").AddColumn("chunks").AddColumn("ingest s").AddColumn("chunks/s").AddColumn("search p50 ms")
             .AddColumn("p95 ms").AddColumn("+ICR p50 ms").AddColumn("+ICR p95 ms").AddColumn("marker found");
         foreach (RagScaleBench.Row r in rows)
@@ -68,10 +72,25 @@ internal static class BenchCommand
             table.AddRow(r.Store, r.Chunks.ToString(), r.IngestSeconds.ToString("F1"), (r.Chunks / r.IngestSeconds).ToString("F0"), r.P50Ms.ToString("F1"),
                 r.P95Ms.ToString("F1"), r.RerankP50Ms.ToString("F1"), r.RerankP95Ms.ToString("F1"), $"{r.Found}/{queries}");
         }
-        AnsiConsole.MarkupLine($"[bold]rag --postgres[/]: {queries} searches one at a time (+ICR: the first {Math.Min(queries, 50)}), {Markup.Escape(m.Description)}");
+        AnsiConsole.MarkupLine($"[bold]rag --postgres[/]: {queries} searches one at a time (+ICR: the first {reranked}, {candidates} candidates), {Markup.Escape(m.Description)}");
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine($"PostgreSQL / embedded: ingest {rows[1].IngestSeconds / rows[0].IngestSeconds:F2}x the time, search p50 {rows[1].P50Ms / rows[0].P50Ms:F2}x");
+        AnsiConsole.MarkupLine($"PostgreSQL / embedded: ingest {rows[1].IngestSeconds / rows[0].IngestSeconds:F2}x the time, search p50 {rows[1].P50Ms / rows[0].P50Ms:F2}x, " +
+                               $"p95 {rows[1].P95Ms / rows[0].P95Ms:F2}x, +ICR p50 {rows[1].RerankP50Ms / rows[0].RerankP50Ms:F2}x");
+        AnsiConsole.MarkupLine($"{Environment.ProcessorCount} cores; load average (1, 5, 15 min) before {loadBefore}, after {LoadAverage()}");
         return 0;
+    }
+
+    /// <summary>The 1-, 5- and 15-minute load averages where the system reports them: figures from a shared machine need them beside.</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
     }
 
     private static Command Kernels()

@@ -107,7 +107,7 @@ public sealed class RagPipeline : IDisposable
     /// Brings the index up to date with a folder (recursively; hidden files left out): new files are added, changed
     /// ones (size or last-write time differ and the SHA-256 differs) re-indexed, deleted ones removed, unchanged ones
     /// skipped. Binary files are skipped with a reason. In the embedded store either the whole ingest is applied (and
-    /// saved) or, when it is cancelled or fails, none of it; in PostgreSQL each file is committed whole as it is read.
+    /// saved) or, when it is cancelled or fails, none of it; in PostgreSQL files are committed in groups as they are read, each file whole.
     /// </summary>
     /// <param name="directory">The folder to index.</param>
     /// <param name="progress">Receives progress per file and every few hundred chunks.</param>

@@ -26,7 +26,7 @@ public interface IKnowledgeStore : IDisposable
 
     /// <summary>
     /// The candidates for a query: keyword matches, fused by reciprocal rank (k = 60) with the nearest vectors when a
-    /// query vector is given, best first.
+    /// query vector is given, best first; ties in any ranking go to the chunk whose path, then ordinal, comes first.
     /// </summary>
     /// <param name="query">The query text.</param>
     /// <param name="embedding">Makes the query's embedding, which the store asks for only when it holds vectors it can compare; null: keywords only.</param>
@@ -84,6 +84,6 @@ public sealed record QueryEmbedding(string ModelId, Func<CancellationToken, Task
 /// <summary>A candidate found by a store.</summary>
 /// <param name="Chunk">The passage.</param>
 /// <param name="Score">The fusion score when a vector took part, else the keyword score.</param>
-/// <param name="LexicalScore">Its keyword score (BM25 in the embedded store, ts_rank_cd in PostgreSQL), or null when keywords did not find it.</param>
+/// <param name="LexicalScore">Its BM25 score (over Heed's tokenizer in the embedded store, PostgreSQL's English full-text lexemes in PostgreSQL), or null when keywords did not find it.</param>
 /// <param name="DenseSimilarity">Its cosine similarity to the query vector, or null.</param>
 public sealed record StoreHit(TextChunk Chunk, double Score, double? LexicalScore, double? DenseSimilarity);

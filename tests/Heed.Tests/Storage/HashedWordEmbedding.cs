@@ -3,8 +3,8 @@ using Microsoft.Extensions.AI;
 namespace Heed.Tests.Storage;
 
 /// <summary>
-/// A bag of words hashed (FNV-1a) into 32 dimensions: deterministic, and different texts get different directions,
-/// so nearest-neighbour order has no ties.
+/// A bag of words hashed (FNV-1a) into 32 dimensions: deterministic, with small integer components (sums exact in
+/// float), and many ties: repeated sentences and hash collisions give different chunks equal cosines.
 /// </summary>
 internal sealed class HashedWordEmbedding : IEmbeddingGenerator<string, Embedding<float>>
 {

@@ -118,7 +118,7 @@ public sealed partial class PostgresProcessTests(PostgresCluster cluster)
 
     /// <summary>
     /// Every file the database holds is one of <paramref name="reference"/>'s, with exactly its chunks, each once, and
-    /// the BM25 totals agree; with <paramref name="allOfThem"/>, it holds every reference file.
+    /// the BM25 totals and term counts agree; with <paramref name="allOfThem"/>, it holds every reference file.
     /// </summary>
     private static async Task AssertHoldsWholeFilesAsync(string connection, Dictionary<string, List<TextChunk>> reference, bool allOfThem)
     {
@@ -154,5 +154,9 @@ public sealed partial class PostgresProcessTests(PostgresCluster cluster)
         }
         long totals = await PostgresCluster.ScalarAsync<long>(connection, "SELECT chunks FROM heed_totals");
         Assert.Equal(actual.Values.Sum(c => c.Count), totals);
+        // and each lexeme's chunk count (BM25's n(t)), kept by every writer, equals a count made again from the chunks
+        Assert.Equal(0L, await PostgresCluster.ScalarAsync<long>(connection,
+            "SELECT count(*) FROM (SELECT u.lexeme, count(*) AS n FROM heed_chunks c CROSS JOIN LATERAL unnest(c.search) u GROUP BY u.lexeme) e " +
+            "FULL JOIN heed_terms t ON t.lexeme = e.lexeme WHERE coalesce(e.n, 0) <> coalesce(t.chunks, 0)"));
     }
 }
