@@ -73,3 +73,6 @@ awk -v js="$jit_start" -v as="$aot_start" -v jt="$jit_total" -v at="$aot_total" 
   printf "| %-22s | %12d | %12d | %17.1f |\n", "NativeAOT", as, at, ab / 1048576
   printf "| %-22s | %12.2f | %12.2f | %17.2f |\n", "ratio AOT / JIT", as / js, at / jt, ab / jb
   printf "app size: without the native libraries (%.1f MB, the same in both) and debug symbols\n", nb / 1048576 }'
+# Every run, so that the spread under load is there to see.
+echo "JIT runs (start-up/full ms): $(tr ' ' / <"$work/jit.times" | tr '\n' ' ')"
+echo "AOT runs (start-up/full ms): $(tr ' ' / <"$work/aot.times" | tr '\n' ' ')"
