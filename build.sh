@@ -2,10 +2,12 @@
 # Heed's one entry point. On a fresh machine:
 #   ./build.sh demo    set up everything and run the main job on the shipped model
 #   ./build.sh test    set up everything and run all tests (ctest + dotnet test)
-# Other steps: setup | native | dotnet | qemu | cuda | pack | clean. HEED_CUDA=AUTO|ON|OFF picks the
-# CUDA build (AUTO: when nvcc is found); CMAKE_CUDA_ARCHITECTURES overrides sm_90.
-# qemu: x86-64 CPU levels and linux-arm64 under emulation. cuda: the CUDA build for the package.
-# pack: both RIDs with every CPU variant, and Heed.Runtime.Cuda13 where nvcc is found.
+# Other steps: setup | native | dotnet | qemu | arm64-app | aot-bench | cuda | pack | clean.
+# HEED_CUDA=AUTO|ON|OFF picks the CUDA build (AUTO: when nvcc is found); CMAKE_CUDA_ARCHITECTURES
+# overrides sm_90. qemu: x86-64 CPU levels and linux-arm64 native tests under emulation (CI runs
+# it). arm64-app: the QuickStart published for linux-arm64, run under qemu. aot-bench: NativeAOT
+# vs JIT QuickStart, size and start-up. cuda: the CUDA build for the package. pack: both RIDs
+# with every CPU variant, and Heed.Runtime.Cuda13 where nvcc is found.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -147,9 +149,9 @@ shipped_model="$root/models/heed-tiny.gguf"
 variants_dir="$build_dir-variants"
 arm64_dir="$build_dir-arm64"
 cuda_dir="$build_dir-cuda"
-# ggml's CPU variants the qemu tests load: x64 (SSE2 only) and sandybridge (AVX). CI builds only
-# these; pack builds all of them.
-test_variants=(x64 sandybridge)
+# ggml's CPU variants the qemu tests load: x64 (SSE2), sse42 and sandybridge (AVX, no AVX2), the
+# ones the full set would pick on those CPUs too. The qemu step builds only these; pack builds all.
+test_variants=(x64 sse42 sandybridge)
 
 configure() { # DIR LOG CMAKE_ARGS...
   local dir="$1" log="$root/artifacts/$2"; shift 2
@@ -162,12 +164,12 @@ build_targets() { # DIR LOG [TARGET/fast...]; no targets: everything
   local ok=1
   if (($#)); then
     # "/fast" builds one target without its dependencies (so ggml does not pull in every
-    # variant); the list is in dependency order.
+    # variant); the list is in dependency order, object libraries (…-feats) included.
     for target in "$@"; do make -C "$dir" -j "$jobs" "$target" >>"$log" 2>&1 || { ok=0; break; }; done
   else
     cmake --build "$dir" -j "$jobs" >"$log" 2>&1 || ok=0
   fi
-  ((ok)) || { grep -E -A3 "error" "$log" | head -n 60 >&2; echo "build failed; the log is ${log#$root/}" >&2; exit 1; }
+  ((ok)) || { grep -iE -A3 "error|no rule" "$log" | head -n 60 >&2 || true; echo "build failed; the log is ${log#$root/}" >&2; exit 1; }
 }
 
 stage_libraries() { # BUILD_DIR DEST
@@ -183,7 +185,9 @@ native_variants() { # all | test
     build_targets "$variants_dir" build-variants.log
   else
     : >"$root/artifacts/build-variants.log"
-    build_targets "$variants_dir" build-variants.log ggml-base/fast $(printf 'ggml-cpu-%s/fast ' "${test_variants[@]}") ggml/fast llama/fast \
+    local targets=(ggml-base/fast) v
+    for v in "${test_variants[@]}"; do targets+=("ggml-cpu-$v-feats/fast" "ggml-cpu-$v/fast"); done
+    build_targets "$variants_dir" build-variants.log "${targets[@]}" ggml/fast llama/fast \
       heed/fast heed_example_attention_mass/fast heed_llama_peer/fast heed_cpu_variant_probe/fast
   fi
 }
@@ -209,24 +213,39 @@ native_cuda() {
 # As x86-64 CPU model $1 under qemu: which CPU variant ggml loads (must be $2), the C example, and
 # greedy generation with llama.cpp on the shipped model.
 qemu_x86_level() { # CPU_MODEL EXPECTED_VARIANT
-  local out="$root/artifacts/qemu-$1.log" bin="$variants_dir/bin" loaded
+  local out="$root/artifacts/qemu-$1.log" bin="$variants_dir/bin" loaded continuation
   run_logged() { qemu-x86_64-static -cpu "$1" "${@:2}" >>"$out" 2>&1 || { cat "$out" >&2; echo "failed as $1: ${*:2}" >&2; exit 1; }; }
   : >"$out"
   run_logged "$1" "$bin/heed_cpu_variant_probe" "$bin"
   run_logged "$1" "$bin/heed_example_attention_mass"
   run_logged "$1" "$bin/heed_llama_peer" "$shipped_model" "The pass key is 71432. Remember it. The pass key is" 4
-  loaded="$(grep -o 'loaded CPU backend from [^ ]*' "$out" | sed 's|.*/||')"
-  echo "$1: CPU variant ${loaded:-none}; C example: $(grep -c '^total .*(expected' "$out") check passed; generation: $(grep -o '"continuation":\[[^]]*\]' "$out")"
+  loaded="$(grep -o 'loaded CPU backend from [^ ]*' "$out" | sed 's|.*/||' || true)"
+  continuation="$(grep -o '"continuation":\[[0-9][^]]*\]' "$out" || true)"
+  echo "$1: CPU variant ${loaded:-none}; C example: $(grep -c '^total .*(expected' "$out") check passed; generation: $continuation"
   [[ "$loaded" == *"ggml-cpu-$2.so" ]] || { echo "expected the $2 variant on $1" >&2; exit 1; }
+  [[ -n "$continuation" ]] || { echo "no generated tokens on $1" >&2; exit 1; }
+  # Greedy tokens from every level must agree: a variant that computes wrong would differ.
+  first_continuation="${first_continuation:-$continuation}"
+  [[ "$continuation" == "$first_continuation" ]] || { echo "generation on $1 differs from the first level's ($first_continuation)" >&2; exit 1; }
 }
 
 qemu_tests() {
   command -v qemu-x86_64-static >/dev/null || { echo "qemu-user-static is needed (./build.sh setup installs it)" >&2; exit 1; }
-  say "x86-64 levels under qemu-x86_64: no AVX (Nehalem), AVX without AVX2 (SandyBridge)"
-  qemu_x86_level Nehalem x64
+  say "x86-64 levels under qemu-x86_64: SSE2 only (qemu64), SSE4.2 without AVX (Nehalem), AVX without AVX2 (SandyBridge)"
+  qemu_x86_level qemu64 x64
+  qemu_x86_level Nehalem sse42
   qemu_x86_level SandyBridge sandybridge
   say "linux-arm64 under qemu-aarch64: the kernel tests and the C example (ctest runs them through the emulator)"
   ctest --test-dir "$arm64_dir-kernels" --output-on-failure -j "$jobs"
+}
+
+# The qemu step with the time of each part (CI prints it; the README quotes it).
+qemu_step() {
+  local t0=$SECONDS t1 t2
+  native_variants test; t1=$SECONDS
+  native_arm64 kernels; t2=$SECONDS
+  qemu_tests
+  say "qemu step: $((SECONDS - t0)) s (x86 variants build $((t1 - t0)) s, arm64 build $((t2 - t1)) s, emulated runs $((SECONDS - t2)) s; load $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 
 pack() {
@@ -253,8 +272,11 @@ case "${1:-}" in
   test) setup; native; dotnet_build; run_tests ;;
   demo) setup; native; dotnet_build; demo ;;
   pack) setup; pack ;;
-  qemu) setup; native_variants test; native_arm64 kernels; qemu_tests ;;
+  qemu) setup; qemu_step ;;
+  arm64-app) setup; native_arm64 all; stage_libraries "$arm64_dir" "$root/artifacts/native/linux-arm64"
+             "$root/tests/deploy/arm64-quickstart.sh" ;;
+  aot-bench) setup; native; "$root/tests/deploy/aot-startup.sh" ;;
   cuda) native_cuda; stage_libraries "$cuda_dir" "$root/artifacts/native/cuda13/linux-x64" ;;
   clean) rm -rf "$build_dir" "$build_dir-asan" "$variants_dir" "$arm64_dir" "$arm64_dir-kernels" "$cuda_dir" "$root/artifacts" ;;
-  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

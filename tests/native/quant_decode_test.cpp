@@ -124,7 +124,9 @@ TEST(QuantDecode, FastPathMatchesReferencePath) {
         ASSERT_EQ(decode(c, r), HEED_OK) << heed_last_error();
     }
     ASSERT_TRUE(r.out.all_finite());
-    EXPECT_LT(rel_error(fast, values(r.out)), 1e-6);
+    // Two fp32 orders of summation: where no AVX2 path exists (arm64), the fast path's serial
+    // scalar sums over d = 128 differ from the reference by up to about 1.3e-6 (seen under qemu).
+    EXPECT_LT(rel_error(fast, values(r.out)), 4e-6);
 }
 
 TEST(QuantDecode, RejectsBadArguments) {
