@@ -80,19 +80,7 @@ internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaShar
 
     public IAsyncEnumerable<int> GenerateTokensAsync(int[] promptTokens, GenerationOptions? options, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(promptTokens);
-        if (promptTokens.Length == 0)
-        {
-            throw new ArgumentException("The prompt has no tokens.", nameof(promptTokens));
-        }
-        options ??= new GenerationOptions();
-        options.Validate();
-        if (promptTokens.Length >= ContextSize)
-        {
-            throw new ArgumentException(
-                $"The prompt is {promptTokens.Length} tokens; the context holds {ContextSize}. Shorten it or use a larger ContextSize.",
-                nameof(promptTokens));
-        }
+        options = GenerationOptions.ForPrompt(options, promptTokens, ContextSize);
         // The sampler (and so a grammar error) is made before the stream starts.
         SafeLLamaSamplerChainHandle sampler = CreateSampler(options);
         return GenerateCoreAsync(promptTokens, options, sampler, cancellationToken);

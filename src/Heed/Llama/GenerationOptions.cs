@@ -43,6 +43,28 @@ public sealed record GenerationOptions
     /// </summary>
     public string? Grammar { get; init; }
 
+    /// <summary>
+    /// The options, or the defaults, once they and a tokenized prompt for a context of
+    /// <paramref name="contextSize"/> tokens are checked: what every engine does before generating.
+    /// </summary>
+    internal static GenerationOptions ForPrompt(GenerationOptions? options, int[] promptTokens, int contextSize)
+    {
+        ArgumentNullException.ThrowIfNull(promptTokens);
+        if (promptTokens.Length == 0)
+        {
+            throw new ArgumentException("The prompt has no tokens.", nameof(promptTokens));
+        }
+        options ??= new GenerationOptions();
+        options.Validate();
+        if (promptTokens.Length >= contextSize)
+        {
+            throw new ArgumentException(
+                $"The prompt is {promptTokens.Length} tokens; the context holds {contextSize}. Shorten it or use a larger ContextSize.",
+                nameof(promptTokens));
+        }
+        return options;
+    }
+
     internal void Validate()
     {
         if (MaxTokens <= 0)

@@ -257,19 +257,7 @@ public sealed unsafe class LlamaContext : IInferenceContext
     public async IAsyncEnumerable<int> GenerateTokensAsync(int[] promptTokens, GenerationOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(promptTokens);
-        if (promptTokens.Length == 0)
-        {
-            throw new ArgumentException("The prompt has no tokens.", nameof(promptTokens));
-        }
-        options ??= new GenerationOptions();
-        options.Validate();
-        if (promptTokens.Length >= ContextSize)
-        {
-            throw new ArgumentException(
-                $"The prompt is {promptTokens.Length} tokens; the context holds {ContextSize}. Shorten it or use a larger ContextSize.",
-                nameof(promptTokens));
-        }
+        options = GenerationOptions.ForPrompt(options, promptTokens, ContextSize);
         using var guard = Enter(cancellationToken);
         using var sampler = new TokenSampler(options, _model);
         LlamaNative.llama_memory_seq_rm(Memory, 0, -1, -1);
