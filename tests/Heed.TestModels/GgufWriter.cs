@@ -16,7 +16,17 @@ public sealed class GgufWriter
     }
 
     private readonly List<(string Key, Action<BinaryWriter> Write)> _metadata = [];
-    private readonly List<(string Name, long[] Shape, float[] Data)> _tensors = [];
+    private readonly List<Tensor> _tensors = [];
+
+    // A tensor holds its f32 data, or (f16) makes its values while the file is written.
+    private sealed record Tensor(string Name, long[] Shape, float[]? Data, Func<long, float>? ValueAt)
+    {
+        public long Count => Shape.Aggregate(1L, (a, b) => a * b);
+
+        public uint GgmlType => Data is null ? 1u : 0u; // GGML_TYPE_F16 : GGML_TYPE_F32
+
+        public ulong Bytes => (ulong)Count * (Data is null ? 2ul : 4ul);
+    }
 
     public GgufWriter Add(string key, string value) => Put(key, w => { w.Write((uint)ValueType.String); WriteString(w, value); });
 
@@ -55,16 +65,26 @@ public sealed class GgufWriter
         {
             throw new ArgumentException($"tensor {name}: shape and data length differ");
         }
-        _tensors.Add((name, shape, data));
+        _tensors.Add(new Tensor(name, shape, data, null));
+        return this;
+    }
+
+    /// <summary>
+    /// An f16 tensor whose element i is <paramref name="valueAt"/>(i), computed while the file is
+    /// written: a model of gigabytes needs no memory for its weights. Not seen by <see cref="EditTensors"/>.
+    /// </summary>
+    public GgufWriter AddHalfTensor(string name, long[] shape, Func<long, float> valueAt)
+    {
+        _tensors.Add(new Tensor(name, shape, null, valueAt));
         return this;
     }
 
     /// <summary>Lets <paramref name="edit"/> change each tensor's data in place before it is written.</summary>
     public void EditTensors(Action<string, float[]> edit)
     {
-        foreach ((string name, _, float[] data) in _tensors)
+        foreach (Tensor t in _tensors.Where(t => t.Data is not null))
         {
-            edit(name, data);
+            edit(t.Name, t.Data!);
         }
     }
 
@@ -83,26 +103,53 @@ public sealed class GgufWriter
             write(w);
         }
         ulong offset = 0;
-        foreach ((string name, long[] shape, float[] data) in _tensors)
+        foreach (Tensor t in _tensors)
         {
-            WriteString(w, name);
-            w.Write((uint)shape.Length);
-            foreach (long d in shape)
+            WriteString(w, t.Name);
+            w.Write((uint)t.Shape.Length);
+            foreach (long d in t.Shape)
             {
                 w.Write((ulong)d);
             }
-            w.Write(0u); // GGML_TYPE_F32
+            w.Write(t.GgmlType);
             w.Write(offset); // relative to the start of the data section; each tensor aligned
-            offset += Align((ulong)data.Length * 4);
+            offset += Align(t.Bytes);
         }
         Pad(w);
-        foreach ((_, _, float[] data) in _tensors)
+        foreach (Tensor t in _tensors)
         {
-            foreach (float v in data)
+            if (t.Data is not null)
             {
-                w.Write(v);
+                foreach (float v in t.Data)
+                {
+                    w.Write(v);
+                }
+            }
+            else
+            {
+                WriteHalves(w, t.Count, t.ValueAt!);
             }
             Pad(w);
+        }
+    }
+
+    // f16 values made a block at a time; the blocks in parallel, written in order.
+    private static void WriteHalves(BinaryWriter w, long count, Func<long, float> valueAt)
+    {
+        const int Block = 1 << 20;
+        var buffer = new Half[Block];
+        for (long start = 0; start < count; start += Block)
+        {
+            int n = (int)Math.Min(Block, count - start);
+            long first = start;
+            Parallel.For(0, (n + 4095) / 4096, part =>
+            {
+                for (int i = part * 4096; i < Math.Min(n, (part + 1) * 4096); i++)
+                {
+                    buffer[i] = (Half)valueAt(first + i);
+                }
+            });
+            w.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan(0, n)));
         }
     }
 

@@ -4,6 +4,7 @@
 #   tests/gpu/run.sh build         CUDA build of llama.cpp + libheed (sm_90 unless CMAKE_CUDA_ARCHITECTURES)
 #   tests/gpu/run.sh test          ctest (CPU and cuda labels) and the .NET GPU tests (Category=Cuda)
 #   tests/gpu/run.sh heed ARGS...  the heed CLI on the CUDA build (e.g. bench needle --gpu-layers -1)
+#   tests/gpu/run.sh model ARGS... the test model writer (e.g. --llama-1b /tmp/heed-gpu/llama-1b.gguf)
 # Each step reuses what the previous ones left on the machine.
 set -euo pipefail
 root="$(pwd)"
@@ -11,7 +12,7 @@ work="${HEED_GPU_WORK:-/tmp/heed-gpu}"
 build="$work/build"
 mkdir -p "$work"
 
-# unpack llama | tests | cli: each from its tarball in .gpu-carry/, once per machine.
+# unpack llama | tests | cli | models: each from its tarball in .gpu-carry/, once per machine.
 unpack() {
   case "$1" in
     llama) [[ -d "$work/llama" ]] || { mkdir -p "$work/llama" && tar xJf "$root/.gpu-carry/llama.tar.xz" -C "$work/llama"; } ;;
@@ -39,5 +40,10 @@ case "${1:-}" in
     shift
     HEED_NATIVE_DIR="$build/bin" "$work/app-cli/Heed.Cli" "$@"
     ;;
-  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  model)
+    unpack models
+    shift
+    "$work/app-models/Heed.TestModels" "$@"
+    ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

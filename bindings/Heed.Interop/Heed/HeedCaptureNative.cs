@@ -20,6 +20,7 @@ public static unsafe partial class HeedCaptureNative
         public int n_layers;
         public int store_dtype;
         public int reference_softmax;
+        public int scores_only;
     }
 
     [LibraryImport(Lib)] public static partial HeedStatus heed_capture_create(Options* options, out SafeHeedCaptureHandle session);
@@ -28,6 +29,7 @@ public static unsafe partial class HeedCaptureNative
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     public static partial HeedStatus heed_capture_use_ggml(SafeHeedCaptureHandle session, string ggmlBaseLibrary);
     [LibraryImport(Lib)] public static partial HeedStatus heed_capture_begin(SafeHeedCaptureHandle session, int position, int keepQueries, int keepKeys);
+    [LibraryImport(Lib)] public static partial HeedStatus heed_capture_end(SafeHeedCaptureHandle session);
     [LibraryImport(Lib)] public static partial HeedStatus heed_capture_drop(SafeHeedCaptureHandle session, int p0, int p1);
     [LibraryImport(Lib)] public static partial HeedStatus heed_capture_clear(SafeHeedCaptureHandle session);
     [LibraryImport(Lib)]

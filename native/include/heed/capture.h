@@ -30,7 +30,18 @@ typedef struct heed_capture_options {
     int32_t n_layers;       /* 1..1024 */
     int32_t store_dtype;    /* HEED_F32 or HEED_F16: how Q and K rows are kept */
     int32_t reference_softmax; /* nonzero: also sum kq_soft_max-L (tests; flash attention off) */
+    int32_t scores_only;    /* nonzero: stop each graph once its kept rows are copied (see below) */
 } heed_capture_options;
+
+/* Scores only: between heed_capture_begin and heed_capture_end, each ubatch graph stops as soon
+ * as the last tensor it keeps is copied (the callback answers false, and ggml's scheduler skips
+ * the rest of that split). Nothing above the highest captured layer runs. For the tokens of such
+ * decodes the logits are undefined, and so is the KV cache of the highest captured layer and of
+ * every layer above it; the cache of the layers below is complete, so later decodes still capture
+ * exact rows. Use it only where nothing reads those logits or that cache: clear the cache (or
+ * remove those positions) before generating from it. Decodes that keep nothing are never stopped.
+ * (The reference softmax of the highest captured layer reads that layer's cache, so it means
+ * nothing in this mode; the captured rows do not come from the cache.) */
 
 HEED_API heed_status heed_capture_create(const heed_capture_options *options, heed_capture **session);
 HEED_API void heed_capture_free(heed_capture *session);
@@ -49,6 +60,10 @@ HEED_API heed_status heed_capture_use_ggml(heed_capture *session, const char *gg
 /* Before a decode: its first token is at `position`; keep query rows and/or key rows. */
 HEED_API heed_status heed_capture_begin(heed_capture *session, int32_t position, int32_t keep_queries,
                                         int32_t keep_keys);
+
+/* After a decode: keep nothing (and stop nothing) until the next heed_capture_begin, e.g. while
+ * the context generates. */
+HEED_API heed_status heed_capture_end(heed_capture *session);
 
 /* Forget rows whose position is in [p0, p1); p1 < 0 means to the end. */
 HEED_API heed_status heed_capture_drop(heed_capture *session, int32_t p0, int32_t p1);

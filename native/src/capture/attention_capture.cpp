@@ -61,6 +61,10 @@ struct heed_capture {
     bool reference_softmax = false;
     int32_t position = 0;
     bool keep_queries = false, keep_keys = false;
+    // Scores only: each graph stops once it has handed over every tensor this decode keeps.
+    bool scores_only = false;
+    int32_t wanted_per_graph = 0;  // tensors kept per ubatch graph (set by heed_capture_begin)
+    int32_t seen_in_graph = 0;     // of those, handed over in the graph running now
     int32_t n_head = 0, n_head_kv = 0, head_dim = 0;
     std::vector<float> scratch;
     heed::ggml_library ggml = heed::own_ggml_library();  // reads the tensors of the ggml that decodes
@@ -125,19 +129,25 @@ bool eval_callback(ggml_tensor *t, bool ask, void *user_data) {
     try {
         if (r == role::softmax) {
             session->add_reference(it->second, t);
-            return true;
-        }
-        int32_t heads = static_cast<int32_t>(t->ne[1]);
-        if (session->head_dim == 0) session->head_dim = static_cast<int32_t>(t->ne[0]);
-        if (r == role::query) {
-            session->n_head = heads;
-            session->append(it->second.q, t, heads);
         } else {
-            session->n_head_kv = heads;
-            session->append(it->second.k, t, heads);
+            int32_t heads = static_cast<int32_t>(t->ne[1]);
+            if (session->head_dim == 0) session->head_dim = static_cast<int32_t>(t->ne[0]);
+            if (r == role::query) {
+                session->n_head = heads;
+                session->append(it->second.q, t, heads);
+            } else {
+                session->n_head_kv = heads;
+                session->append(it->second.k, t, heads);
+            }
         }
     } catch (...) {
         return false;  // out of memory: stop the decode rather than unwind through ggml
+    }
+    // Scores only: the last kept tensor of this ubatch is copied, so nothing after it in the
+    // graph is needed. Answering false makes the scheduler skip the rest of this split.
+    if (session->scores_only && ++session->seen_in_graph == session->wanted_per_graph) {
+        session->seen_in_graph = 0;
+        return false;
     }
     return true;
 }
@@ -187,6 +197,7 @@ heed_status heed_capture_create(const heed_capture_options *options, heed_captur
     auto s = new heed_capture();
     s->store_dtype = options->store_dtype;
     s->reference_softmax = options->reference_softmax != 0;
+    s->scores_only = options->scores_only != 0;
     for (int32_t i = 0; i < options->n_layers; ++i) {
         int32_t layer = options->layers[i];
         if (layer < 0 || !s->layers.emplace(layer, layer_store{}).second) {
@@ -220,7 +231,19 @@ heed_status heed_capture_begin(heed_capture *session, int32_t position, int32_t 
     session->position = position;
     session->keep_queries = keep_queries != 0;
     session->keep_keys = keep_keys != 0;
+    // Per layer and ubatch graph: Q and/or K, and the reference softmax when queries are kept.
+    const int32_t per_layer = (session->keep_queries ? 1 : 0) + (session->keep_keys ? 1 : 0) +
+                              (session->reference_softmax && session->keep_queries ? 1 : 0);
+    session->wanted_per_graph = per_layer * static_cast<int32_t>(session->layers.size());
+    session->seen_in_graph = 0;
     for (auto &entry : session->layers) entry.second.q.appended_in_batch = entry.second.k.appended_in_batch = 0;
+    return heed::ok();
+}
+
+heed_status heed_capture_end(heed_capture *session) {
+    if (heed_status s = check_session(session)) return s;
+    session->keep_queries = session->keep_keys = false;
+    session->wanted_per_graph = session->seen_in_graph = 0;
     return heed::ok();
 }
 

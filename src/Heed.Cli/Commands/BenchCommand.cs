@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Heed.Attention;
 using Heed.Cli.Bench;
 using Heed.Llama;
 using Heed.Retrieval;
@@ -20,7 +21,69 @@ internal static class BenchCommand
         Needle(),
         Kernels(),
         Rag(),
+        Capture(),
     };
+
+    private static Command Capture()
+    {
+        Option<FileInfo> model = CommonOptions.Model();
+        Option<int> gpuLayers = CommonOptions.GpuLayers();
+        Option<string> split = Split();
+        Option<DirectoryInfo?> data = Data();
+        var tokens = new Option<int>("--tokens") { Description = "Tokens of held-out prose to read", DefaultValueFactory = _ => 32768 };
+        var contextSize = new Option<int>("--context") { Description = "Context tokens (0: the model's)", DefaultValueFactory = _ => 0 };
+        var layer = new Option<int>("--layer") { Description = "InfiniRetri: scoring layer (-1: probed)", DefaultValueFactory = _ => -1 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed runs per path, taking turns (median reported)", DefaultValueFactory = _ => 1 };
+        var aggregateOn = new Option<string>("--aggregate-on") { Description = "InfiniRetri's aggregation: cpu or cuda", DefaultValueFactory = _ => "cpu" };
+        var command = new Command("capture",
+            "What attention capture costs: held-out prose read by plain prefill (no capture) and by InfiniRetri " +
+            "(every layer, and stopping at the scoring layer), tokens/s side by side")
+        {
+            model, split, data, tokens, contextSize, layer, repeats, aggregateOn, gpuLayers,
+        };
+        command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            int n = Positive(parse.GetValue(tokens), "--tokens");
+            int runs = Positive(parse.GetValue(repeats), "--repeats");
+            AttentionDevice device = parse.GetValue(aggregateOn) switch
+            {
+                "cpu" => AttentionDevice.Cpu,
+                "cuda" => AttentionDevice.Cuda,
+                var other => throw new ArgumentException($"--aggregate-on must be cpu or cuda, got '{other}'."),
+            };
+            IReadOnlyList<string> prose = HeldOutData.Open(parse.GetValue(data), parse.GetValue(split)!).LoadParagraphs();
+            using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
+            int context = parse.GetValue(contextSize) > 0 ? parse.GetValue(contextSize) : m.TrainedContextLength;
+            int scoringLayer = CaptureBench.ScoringLayer(m, context, parse.GetValue(layer));
+            var bench = new CaptureBench(m, context, scoringLayer, device);
+            string text = CaptureBench.BuildText(m, prose, n);
+            string warmUp = CaptureBench.BuildText(m, prose, Math.Min(n, 3 * context));
+            long documentTokens = bench.CountTokens(text);
+            string loadBefore = LoadAverage();
+            IReadOnlyList<CaptureBench.Row> rows = await bench.RunAsync(text, warmUp, runs, ct);
+            double prefillRate = documentTokens / rows[0].Seconds;
+            var table = new Table().AddColumn("path").AddColumn("passes").AddColumn("seconds").AddColumn("tokens/s").AddColumn("vs plain prefill");
+            foreach (CaptureBench.Row r in rows)
+            {
+                double rate = documentTokens / r.Seconds;
+                table.AddRow(Markup.Escape(r.Path), r.Passes.ToString(), r.Seconds.ToString("F2"), rate.ToString("N0"), $"{rate / prefillRate:P1}");
+            }
+            AnsiConsole.MarkupLine($"[bold]capture[/]: {Markup.Escape(CommandLine())}");
+            AnsiConsole.MarkupLine($"{documentTokens:N0} tokens of held-out prose ({parse.GetValue(split)} split), {Markup.Escape(ModelLabel(m))}, " +
+                                   $"{m.LayerCount} layers, context {context}, InfiniRetri layer {scoringLayer}, aggregation on {parse.GetValue(aggregateOn)}, " +
+                                   $"{Device(parse.GetValue(gpuLayers))}, median of {runs}");
+            AnsiConsole.Write(table);
+            // Stopping must not change what InfiniRetri finds: the same sentences with the same scores.
+            IReadOnlyList<Evidence> every = rows[1].Evidence!, stopped = rows[2].Evidence!;
+            bool same = every.Select(e => e.Offset).SequenceEqual(stopped.Select(e => e.Offset));
+            double scoreDifference = same ? every.Zip(stopped, (a, b) => Math.Abs(a.Score - b.Score)).DefaultIfEmpty().Max() : double.NaN;
+            AnsiConsole.MarkupLine($"InfiniRetri evidence, every layer vs stopped: {(same ? "the same" : "[red]different[/]")} {stopped.Count} sentences, " +
+                                   $"largest score difference {scoreDifference:G3}");
+            AnsiConsole.MarkupLine($"{Environment.ProcessorCount} cores; load average (1, 5, 15 min) before {loadBefore}, after {LoadAverage()}");
+            return same ? 0 : 1;
+        }));
+        return command;
+    }
 
     private static Command Rag()
     {

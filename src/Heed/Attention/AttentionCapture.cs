@@ -67,6 +67,7 @@ public sealed unsafe class AttentionCapture : IDisposable
             throw new ArgumentException("The reference softmax exists only with flash attention off (FlashAttention = Disabled).", nameof(options));
         }
         Model = model;
+        Options = options;
         LlamaBackend.EnsureInitialized();
         HeedCaptureNative.Options native;
         fixed (int* p = _layers)
@@ -74,7 +75,7 @@ public sealed unsafe class AttentionCapture : IDisposable
             native = new HeedCaptureNative.Options
             {
                 layers = p, n_layers = _layers.Length, store_dtype = options.StoreHalfPrecision ? 1 : 0,
-                reference_softmax = options.ReferenceSoftmax ? 1 : 0,
+                reference_softmax = options.ReferenceSoftmax ? 1 : 0, scores_only = options.ScoresOnly ? 1 : 0,
             };
             HeedError.ThrowIfFailed(HeedCaptureNative.heed_capture_create(&native, out _session), "heed_capture_create");
         }
@@ -101,8 +102,15 @@ public sealed unsafe class AttentionCapture : IDisposable
     /// <summary>The model.</summary>
     public IInferenceEngine Model { get; }
 
-    /// <summary>The context that decodes (sequence 0). Use <see cref="Evaluate"/> and <see cref="RemoveTokens"/> on this class to keep the capture in step.</summary>
+    /// <summary>
+    /// The context that decodes (sequence 0). Use <see cref="Evaluate"/> and <see cref="RemoveTokens"/> on this class to keep the capture in step.
+    /// With <see cref="AttentionCaptureOptions.ScoresOnly"/>, what <see cref="Evaluate"/> leaves in the cache serves only further
+    /// captures: generation (which starts from an empty cache) is unaffected, but a decode appended directly here would read undefined layers.
+    /// </summary>
     public IInferenceContext Context { get; }
+
+    /// <summary>What the capture stores, and whether decodes stop at the captured layers.</summary>
+    public AttentionCaptureOptions Options { get; }
 
     /// <summary>The captured layers.</summary>
     public IReadOnlyList<int> Layers => _layers;
@@ -112,7 +120,8 @@ public sealed unsafe class AttentionCapture : IDisposable
 
     /// <summary>
     /// Decodes tokens at the end of the sequence, keeping their query rows (to aggregate from)
-    /// and/or key rows (to aggregate onto).
+    /// and/or key rows (to aggregate onto). With <see cref="AttentionCaptureOptions.ScoresOnly"/>
+    /// a decode that keeps rows computes the layers up to the highest captured one only.
     /// </summary>
     public void Evaluate(ReadOnlySpan<int> tokens, bool keepQueries, bool keepKeys, CancellationToken cancellationToken = default)
     {
@@ -126,6 +135,11 @@ public sealed unsafe class AttentionCapture : IDisposable
         {
             HeedCaptureNative.heed_capture_drop(_session, start, -1);
             throw;
+        }
+        finally
+        {
+            // Decodes made outside this method (generation) are neither captured nor stopped.
+            HeedCaptureNative.heed_capture_end(_session);
         }
         if (!_verified && (keepKeys || keepQueries))
         {
@@ -242,6 +256,15 @@ public sealed record AttentionCaptureOptions
 
     /// <summary>Also sum llama.cpp's own softmax (needs flash attention off): the exactness reference.</summary>
     public bool ReferenceSoftmax { get; init; }
+
+    /// <summary>
+    /// Each decode of <see cref="AttentionCapture.Evaluate"/> that keeps rows stops once they are
+    /// copied: the layers above the highest captured one, the output norm and the logits are never
+    /// computed. The scores are the same. For those tokens the logits and the KV cache of the
+    /// highest captured layer and those above it are undefined, so use it where the context only
+    /// scores (generation is unaffected: it clears the cache first).
+    /// </summary>
+    public bool ScoresOnly { get; init; }
 }
 
 /// <summary>Where the aggregation kernel runs.</summary>

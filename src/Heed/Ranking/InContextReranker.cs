@@ -58,7 +58,7 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
         int batch = Math.Min(512, contextSize);
         _capture = new AttentionCapture(model, _options.Layers,
             _options.ContextOptions with { ContextSize = contextSize, BatchSize = batch, MicroBatchSize = Math.Min(batch, _options.ContextOptions.MicroBatchSize) },
-            new AttentionCaptureOptions { StoreHalfPrecision = _options.StoreHalfPrecision });
+            new AttentionCaptureOptions { StoreHalfPrecision = _options.StoreHalfPrecision, ScoresOnly = true }); // it never generates
     }
 
     /// <summary>Tokens one window holds.</summary>

@@ -45,8 +45,11 @@ public sealed class InfiniteRetriever : ILongContextRetriever, IDisposable
         _layer = _options.Layer >= 0 ? _options.Layer : RetrievalLayerProbe.FindLayer(model, _options.ContextOptions);
         int contextSize = _options.ContextSize > 0 ? _options.ContextSize : model.TrainedContextLength;
         int batch = Math.Min(512, contextSize);
+        // Scores only: reading needs nothing above the scoring layer, and the answer is generated
+        // from a cleared cache (AnswerFromEvidenceAsync), so no layer left undefined is ever read.
         _capture = new AttentionCapture(model, [_layer],
-            _options.ContextOptions with { ContextSize = contextSize, BatchSize = batch, MicroBatchSize = Math.Min(batch, _options.ContextOptions.MicroBatchSize) });
+            _options.ContextOptions with { ContextSize = contextSize, BatchSize = batch, MicroBatchSize = Math.Min(batch, _options.ContextOptions.MicroBatchSize) },
+            new AttentionCaptureOptions { ScoresOnly = _options.StopAtScoringLayer });
         _calibrationTokens = model.Tokenizer.Tokenize(string.Format(QuestionFormat, CalibrationQuestion), addSpecial: false);
         _cacheBudget = _options.CacheTokens > 0 ? Math.Min(_options.CacheTokens, ContextSize / 2) : ContextSize / 4;
     }

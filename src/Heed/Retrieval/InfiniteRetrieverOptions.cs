@@ -51,6 +51,13 @@ public sealed record InfiniteRetrieverOptions
     /// <summary>Tokens the answer may take.</summary>
     public int AnswerMaxTokens { get; init; } = 48;
 
+    /// <summary>
+    /// Each pass computes the model only up to the scoring layer: nothing above it is read for
+    /// scoring, and the answer is generated from a cleared cache. False computes every layer, with
+    /// the same scores, more slowly; it exists to measure what stopping saves.
+    /// </summary>
+    public bool StopAtScoringLayer { get; init; } = true;
+
     /// <summary>Where the aggregation runs.</summary>
     public AttentionDevice Device { get; init; } = AttentionDevice.Cpu;
 

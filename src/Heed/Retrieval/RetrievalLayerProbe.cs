@@ -56,7 +56,7 @@ internal static class RetrievalLayerProbe
         using var capture = new AttentionCapture(model, null, contextOptions with
         {
             ContextSize = longest + 16, BatchSize = 512, MicroBatchSize = Math.Min(512, contextOptions.MicroBatchSize),
-        });
+        }, new AttentionCaptureOptions { ScoresOnly = true });
         int layers = capture.Layers.Count;
         double[] reciprocalRank = new double[layers], margin = new double[layers];
         foreach (ProbeDocument document in documents)

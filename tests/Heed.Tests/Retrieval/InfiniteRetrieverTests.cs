@@ -30,6 +30,27 @@ public sealed class InfiniteRetrieverTests(TinyModelFixture fixture)
         ContextSize = 256, CacheTokens = 48, ContextOptions = new LlamaContextOptions { Threads = 2 },
     });
 
+    [Theory]
+    [InlineData(0)] // the layer above is never computed
+    [InlineData(1)] // the top layer: only the logits are skipped
+    public async Task StoppingAtTheScoringLayerChangesNeitherTheEvidenceNorTheAnswer(int layer)
+    {
+        string text = Haystack(200);
+        InfiniteRetriever Make(bool stop) => new(fixture.Model, new InfiniteRetrieverOptions
+        {
+            ContextSize = 256, CacheTokens = 48, Layer = layer, StopAtScoringLayer = stop, ContextOptions = new LlamaContextOptions { Threads = 2 },
+        });
+        using InfiniteRetriever everyLayer = Make(stop: false), stopped = Make(stop: true);
+        RetrievalResult expected = await everyLayer.RetrieveAsync("what is the pass key ?", text);
+        RetrievalResult actual = await stopped.RetrieveAsync("what is the pass key ?", text);
+        Assert.True(actual.ChunksProcessed > 3, $"{actual.ChunksProcessed} chunks");
+        Assert.Equal(expected.Evidence.Select(e => e.Offset), actual.Evidence.Select(e => e.Offset));
+        Assert.All(expected.Evidence.Zip(actual.Evidence), p => Assert.Equal(p.First.Score, p.Second.Score, 1e-6));
+        // The answer is generated on the same context that read the document scores-only.
+        Assert.Equal(await everyLayer.AnswerFromEvidenceAsync("what is the pass key ?", expected),
+            await stopped.AnswerFromEvidenceAsync("what is the pass key ?", actual));
+    }
+
     [Fact]
     public async Task EvidenceIsSourceTextAtItsOffsetsAndFitsTheCache()
     {
