@@ -1,7 +1,7 @@
 namespace Heed.TestModels;
 
 /// <summary>
-/// A Llama-architecture GGUF of a real model's shape with deterministic random f16 weights, for
+/// A Llama-architecture GGUF of a real model's shape with deterministic random f16 weights (norms f32), for
 /// speed measurements where the per-layer cost must be that of a real model (its outputs are
 /// noise). The tokenizer is <see cref="TinyLlama"/>'s byte-level BPE, padded with reserved control
 /// tokens to the shape's vocabulary. Weights are made while the file is written, so a model of
@@ -60,7 +60,8 @@ public static class RandomLlama
         // usual 1/sqrt(fan-in) initialisation, so activations stay in f16's range.
         void Matrix(string name, int fanIn, int fanOut) =>
             gguf.AddHalfTensor(name, [fanIn, fanOut], Uniform(seed, ++stream, MathF.Sqrt(3f / fanIn)));
-        void Ones(string name, int n) => gguf.AddHalfTensor(name, [n], _ => 1f);
+        // Norm weights stay f32, as in real GGUFs (ggml multiplies f32 activations by f32 weights only).
+        void Ones(string name, int n) => gguf.AddTensor(name, [n], Enumerable.Repeat(1f, n).ToArray());
 
         Matrix("token_embd.weight", d, vocab);
         for (int layer = 0; layer < shape.Layers; layer++)
