@@ -44,6 +44,18 @@ public sealed class CliRobustnessTests(HeedProcess heed) : IClassFixture<HeedPro
         Assert.Contains("--depths", error);
     }
 
+    [Theory]
+    [InlineData("--tokens", "0")]
+    [InlineData("--repeats", "-1")]
+    [InlineData("--aggregate-on", "gpu")]
+    [InlineData("--layer", "99")]
+    public async Task CaptureBenchRefusesBadOptions(string option, string value)
+    {
+        string[] small = option == "--tokens" ? [] : ["--tokens", "600"];
+        string error = await FailsWithOneLineAsync(["bench", "capture", "--model", heed.ModelPath, option, value, .. small, "--gpu-layers", "0"]);
+        Assert.Contains(option, error);
+    }
+
     [Fact]
     public async Task RerankBenchWithMorePassagesThanTheSetHasIsRefused()
     {

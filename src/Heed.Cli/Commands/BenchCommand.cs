@@ -54,6 +54,10 @@ internal static class BenchCommand
             IReadOnlyList<string> prose = HeldOutData.Open(parse.GetValue(data), parse.GetValue(split)!).LoadParagraphs();
             using LlamaModel m = await ModelLoader.LoadAsync(parse.GetValue(model)!, parse.GetValue(gpuLayers), false, ct);
             int context = parse.GetValue(contextSize) > 0 ? parse.GetValue(contextSize) : m.TrainedContextLength;
+            if (parse.GetValue(layer) < -1 || parse.GetValue(layer) >= m.LayerCount)
+            {
+                throw new ArgumentException($"--layer must be -1 (probed) or in [0, {m.LayerCount}), got {parse.GetValue(layer)}.");
+            }
             int scoringLayer = CaptureBench.ScoringLayer(m, context, parse.GetValue(layer));
             var bench = new CaptureBench(m, context, scoringLayer, device);
             string text = CaptureBench.BuildText(m, prose, n);
