@@ -9,12 +9,13 @@ namespace Heed.Ranking;
 
 /// <summary>
 /// Block ICR (Block-Attention, BlockRank): in-context re-ranking over documents whose cache is kept.
-/// Each document is encoded once, in a llama.cpp sequence of its own, after the shared instruction
-/// and at the position it takes in the prompt; its KV cells and its captured key rows are kept,
-/// keyed by a hash of its tokens and its position. A query copies the documents' sequences into its
-/// own (cells are shared, not copied), moves a document whose cache sits elsewhere with llama.cpp's
-/// K-shift, and decodes only its tail (and the "N/A" calibration tail). Scores are read exactly as
-/// <see cref="InContextReranker"/> reads them, windows included.
+/// Each document is encoded once, in a llama.cpp sequence of its own, right after the shared
+/// instruction; its KV cells and its captured key rows are kept, keyed by a hash of its tokens, with
+/// the position they sit at. A query moves each document to the position it takes in the prompt
+/// (llama.cpp's K-shift, seq_add; the same rotation for the key rows), copies the documents'
+/// sequences into its own (cells are shared, not copied) and decodes only its tail (and the "N/A"
+/// calibration tail). Scores are read exactly as <see cref="InContextReranker"/> reads them,
+/// windows included.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -23,10 +24,11 @@ namespace Heed.Ranking;
 /// across and the two agree.
 /// </para>
 /// <para>
-/// A moved document keeps what it computed at its first position: its keys are rotated to the new
-/// position (llama.cpp's K-shift for the cache, the same rotation here for the captured rows), but
-/// its values and its keys' content saw the instruction from the old distance. Plain RoPE (no
-/// scaling other than linear) is rotated; any other model re-encodes a document that must move.
+/// A document is not encoded where it lands: llama.cpp decodes a sequence's positions consecutively,
+/// so a document that follows the instruction with a gap (the other documents' places) cannot be
+/// decoded there. It is encoded next to the instruction and moved, as Block-Attention re-encodes
+/// block positions: its keys are rotated to the new position, while its values and its keys'
+/// content saw the instruction from the first document's distance. Plain and linear RoPE are supported.
 /// </para>
 /// <para>
 /// The cache lives in the reranker's context: up to <see cref="CachedDocumentRerankerOptions.MaxCachedDocuments"/>
@@ -46,7 +48,7 @@ public sealed class CachedDocumentReranker : IDocumentReranker, IDisposable
     private readonly AttentionCapture _capture;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly int _window;
-    private readonly KeyRotation? _rotation;
+    private readonly KeyRotation _rotation;
     private readonly Dictionary<string, List<Block>> _blocks = new(StringComparer.Ordinal);
     private readonly Stack<int> _freeSequences = new();
     private Block? _prefix;
@@ -87,7 +89,15 @@ public sealed class CachedDocumentReranker : IDocumentReranker, IDisposable
         {
             _freeSequences.Push(s);
         }
-        _rotation = KeyRotation.For(model);
+        KeyRotation? rotation = KeyRotation.For(model);
+        if (rotation is null)
+        {
+            _capture.Dispose();
+            throw new NotSupportedException(
+                $"Block ICR moves cached documents with RoPE (K-shift); this {model.Architecture} model's rotary embedding " +
+                $"(scaling '{model.GetMetadata($"{model.Architecture}.rope.scaling.type")}') is not one Heed rotates: plain or linear RoPE of llama, mistral3, granite, qwen2, qwen3.");
+        }
+        _rotation = rotation;
     }
 
     /// <summary>Tokens one window (one prompt) holds.</summary>
@@ -212,23 +222,21 @@ public sealed class CachedDocumentReranker : IDocumentReranker, IDisposable
             int[] tokens = window.Tokens[span.BlockStart..span.BlockEnd];
             string hash = Hash(tokens);
             List<Block> same = _blocks.TryGetValue(hash, out List<Block>? list) ? list : _blocks[hash] = [];
-            Block? block = same.FirstOrDefault(b => b.Position == span.BlockStart && !pinned.Contains(b));
+            Block? block = same.FirstOrDefault(b => !pinned.Contains(b));
             CacheUse use = LastUse;
-            if (block is not null)
+            if (block is null)
             {
-                LastUse = use with { Hits = use.Hits + 1 };
-            }
-            else if (_rotation is not null && same.FirstOrDefault(b => !pinned.Contains(b)) is { } elsewhere)
-            {
-                Shift(elsewhere, span.BlockStart);
-                block = elsewhere;
-                LastUse = use with { Shifted = use.Shifted + 1 };
+                block = Encode(hash, tokens, pinned, cancellationToken);
+                same.Add(block);
+                LastUse = use with { Encoded = use.Encoded + 1 };
             }
             else
             {
-                block = Encode(hash, tokens, span.BlockStart, pinned, cancellationToken);
-                same.Add(block);
-                LastUse = use with { Encoded = use.Encoded + 1 };
+                LastUse = block.Position == span.BlockStart ? use with { Hits = use.Hits + 1 } : use with { Shifted = use.Shifted + 1 };
+            }
+            if (block.Position != span.BlockStart)
+            {
+                Shift(block, span.BlockStart);
             }
             block.LastUse = ++_clock;
             pinned.Add(block);
@@ -257,8 +265,11 @@ public sealed class CachedDocumentReranker : IDocumentReranker, IDisposable
         _cachedTokens += head.Length;
     }
 
-    private Block Encode(string hash, int[] tokens, int position, HashSet<Block> pinned, CancellationToken cancellationToken)
+    // A document is encoded right after the instruction (llama.cpp decodes a sequence's positions
+    // consecutively, so it cannot start further on with a gap); EnsureBlocks then moves it to its place.
+    private Block Encode(string hash, int[] tokens, HashSet<Block> pinned, CancellationToken cancellationToken)
     {
+        int position = _prefix!.Length;
         MakeRoom(tokens.Length, pinned);
         int sequence = _freeSequences.Pop();
         IInferenceContext context = _capture.Context;
@@ -269,7 +280,7 @@ public sealed class CachedDocumentReranker : IDocumentReranker, IDisposable
             // The document sees the instruction and itself: the instruction's cells join its sequence while it decodes.
             context.CopySequence(PrefixSequence, sequence, 0, -1);
             _capture.EvaluateAt(tokens, sequence, position, keepQueries: false, keepKeys: true, cancellationToken);
-            context.RemoveTokens(sequence, 0, _prefix!.Length);
+            context.RemoveTokens(sequence, 0, position);
             var block = new Block(hash, position, tokens.Length, sequence, TakeKeys(position, position + tokens.Length));
             _cachedTokens += tokens.Length;
             return block;
@@ -328,7 +339,7 @@ public sealed class CachedDocumentReranker : IDocumentReranker, IDisposable
         _capture.Context.ShiftPositions(block.Sequence, block.Position, block.End, delta);
         for (int i = 0; i < block.Keys.Length; i++)
         {
-            block.Keys[i] = _rotation!.Rotate(block.Keys[i], delta);
+            block.Keys[i] = _rotation.Rotate(block.Keys[i], delta);
         }
         block.Position = position;
     }
@@ -530,7 +541,7 @@ public sealed class CachedDocumentReranker : IDocumentReranker, IDisposable
             float factor = Float($"{arch}.rope.scaling.factor", 1f);
             if (scaling is not ("none" or "linear"))
             {
-                return null; // YaRN and the like: a moved document is encoded again
+                return null; // YaRN and the like
             }
             int dimensions = (int)Float($"{arch}.rope.dimension_count", 0f);
             return new KeyRotation(neox, dimensions, Float($"{arch}.rope.freq_base", 10000f), scaling == "linear" && factor > 0 ? 1f / factor : 1f);
