@@ -6,9 +6,9 @@ namespace Heed.Ranking;
 /// <summary>
 /// The token layout of an ICR prompt: a head (BOS where the vocabulary adds one, the chat
 /// template's opening of the user turn when used, the instruction), the documents as
-/// "\n\n[k] text" (or "\n\n[*] text" without numbers), then a tail: "\n\n" + query instruction + "\n\nQuery:" and the query (or the
-/// calibration query). Documents are packed into windows that fit the context next to the
-/// longer tail.
+/// "\n\n[k] text" (or "\n\n[*] text" without numbers), then a tail: "\n\n" + query instruction +
+/// "\n\nQuery:" and the query (or the calibration query). Documents are packed into windows that
+/// fit the context next to the longer tail.
 /// </summary>
 internal sealed class RerankPrompt
 {
