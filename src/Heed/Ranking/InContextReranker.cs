@@ -71,6 +71,28 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
     public async Task<IReadOnlyList<RankedDocument>> RerankAsync(string query, IReadOnlyList<string> documents, int? topK = null,
         CancellationToken cancellationToken = default)
     {
+        Validate(query, documents, topK);
+        RerankPrompt prompt = RerankPrompt.Build(_model, _options, query, ContextSize);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            double[] scores = await Task.Run(() => Score(prompt, documents, Enumerable.Range(0, documents.Count).ToArray(), cancellationToken),
+                cancellationToken).ConfigureAwait(false);
+            IEnumerable<RankedDocument> ranked = scores
+                .Select((score, index) => new RankedDocument(index, documents[index], score))
+                .OrderByDescending(d => d.Score)
+                .ThenBy(d => d.Index);
+            return (topK is { } k ? ranked.Take(k) : ranked).ToList();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    // The checks every reranking call makes before it waits or touches the model.
+    internal static void Validate(string query, IReadOnlyList<string> documents, int? topK)
+    {
         ArgumentNullException.ThrowIfNull(query);
         ArgumentNullException.ThrowIfNull(documents);
         if (string.IsNullOrWhiteSpace(query))
@@ -91,23 +113,6 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
         if (topK is <= 0)
         {
             throw new ArgumentOutOfRangeException(nameof(topK), topK, "topK must be positive (or null for all).");
-        }
-
-        RerankPrompt prompt = RerankPrompt.Build(_model, _options, query, ContextSize);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            double[] scores = await Task.Run(() => Score(prompt, documents, Enumerable.Range(0, documents.Count).ToArray(), cancellationToken),
-                cancellationToken).ConfigureAwait(false);
-            IEnumerable<RankedDocument> ranked = scores
-                .Select((score, index) => new RankedDocument(index, documents[index], score))
-                .OrderByDescending(d => d.Score)
-                .ThenBy(d => d.Index);
-            return (topK is { } k ? ranked.Take(k) : ranked).ToList();
-        }
-        finally
-        {
-            _gate.Release();
         }
     }
 
