@@ -157,54 +157,53 @@ def linear_rows(heed, torch):
     return out
 
 
-def decode_rows(heed, torch, QK, copy_gbps):
+def decode_rows(heed, torch, QK, copy_gbps, few=False):
     out = []
-    H, Hkv, d, bits, group = 32, 8, 128, 4, 64
+    H, Hkv, d, group = 32, 8, 128, 64
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    for B in (1, 8):
-        for N in (4096, 16384, 65536):
-            g = torch.Generator(device="cuda").manual_seed(B * N)
-            q = torch.randn(B, H, 1, d, device="cuda", generator=g, dtype=torch.float16)
-            k = torch.randn(B, Hkv, N, d, device="cuda", generator=g, dtype=torch.float16)
-            v = torch.randn(B, Hkv, N, d, device="cuda", generator=g, dtype=torch.float16)
-            cache = QuantCache(heed, torch, QK, B, Hkv, N, d, bits, group)
-            tk, tv = heed.tensor(k), heed.tensor(v)
-            heed.check(heed.lib.heed_kv_quantize(ctypes.byref(tk), ctypes.byref(tv), None, ctypes.byref(cache.c)))
-            o = torch.empty(B, H, 1, d, device="cuda", dtype=torch.float16)
-            tq, to = heed.tensor(q), heed.tensor(o)
+    # (bits, B, N): the shape (B8 N64K) in int4 and int8, and one query over long contexts.
+    configs = [(4, 1, 4096), (4, 1, 65536), (4, 1, 262144), (4, 1, 1048576), (4, 8, 4096), (4, 8, 16384),
+               (4, 8, 65536), (8, 1, 65536), (8, 8, 65536)]
+    if few:
+        configs = [(4, 8, 65536), (8, 8, 65536), (4, 1, 65536), (4, 1, 1048576)]
+    for bits, B, N in configs:
+        g = torch.Generator(device="cuda").manual_seed(B * N + bits)
+        q = torch.randn(B, H, 1, d, device="cuda", generator=g, dtype=torch.float16)
+        k = torch.randn(B, Hkv, N, d, device="cuda", generator=g, dtype=torch.float16)
+        v = torch.randn(B, Hkv, N, d, device="cuda", generator=g, dtype=torch.float16)
+        cache = QuantCache(heed, torch, QK, B, Hkv, N, d, bits, group)
+        tk, tv = heed.tensor(k), heed.tensor(v)
+        heed.check(heed.lib.heed_kv_quantize(ctypes.byref(tk), ctypes.byref(tv), None, ctypes.byref(cache.c)))
+        o = torch.empty(B, H, 1, d, device="cuda", dtype=torch.float16)
+        tq, to = heed.tensor(q), heed.tensor(o)
 
-            def ours():
-                heed.check(heed.lib.heed_quant_decode_attention(ctypes.byref(tq), ctypes.byref(cache.c), 1, 0.0, 0,
-                                                                ctypes.byref(to)))
+        def ours():
+            heed.check(heed.lib.heed_quant_decode_attention(ctypes.byref(tq), ctypes.byref(cache.c), 1, 0.0, 0,
+                                                            ctypes.byref(to)))
 
-            other = {}
-            for kern in ("smem", "warp"):  # the other two device kernels, for comparison
-                os.environ["HEED_QDECODE_KERNEL"] = kern
-                other[kern] = _time(torch, ours, calls=50, reps=7)
-            os.environ.pop("HEED_QDECODE_KERNEL")
-            ours_ms = _time(torch, ours, calls=50, reps=7)
-            # Accuracy: against SDPA (float32) on the dequantized cache.
-            kd = torch.empty(B, Hkv, N, d, device="cuda", dtype=torch.float32)
-            vd = torch.empty_like(kd)
-            tkd, tvd = heed.tensor(kd), heed.tensor(vd)
-            heed.check(heed.lib.heed_kv_dequantize(ctypes.byref(cache.c), ctypes.byref(tkd), ctypes.byref(tvd)))
-            # One query row per head: the GQA group becomes the query rows of its kv head.
-            grouped = lambda x: x.view(B, Hkv, H // Hkv, d)  # noqa: E731
-            ref = torch.nn.functional.scaled_dot_product_attention(grouped(q.float()), kd, vd)
-            err = _rel(grouped(o), ref)
-            del kd, vd, ref
-            with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
-                qg = grouped(q)
-                sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(qg, k, v)  # noqa: E731
-                peer_ms = _time(torch, sdpa, calls=50, reps=7)
-            moved = cache.read_bytes() + q.numel() * 2 + o.numel() * 2
-            gbps = moved / ours_ms / 1e6
-            peer_gbps = (2 * k.numel() * 2 + q.numel() * 2 + o.numel() * 2) / peer_ms / 1e6
-            out.append(_row("int4_decode", f"B{B} H{H}/{Hkv} N{N} d{d} g{group}", ours_ms, "SDPA fp16 KV", peer_ms,
-                            f"{gbps:.0f} GB/s = {100 * gbps / copy_gbps:.0f}% of copy; SDPA {peer_gbps:.0f} GB/s; "
-                            f"err vs dequantized {err:.1e}; warp {other['warp']:.4f} ms, smem-tile {other['smem']:.4f} ms"))
-            del q, k, v, o, cache
-            torch.cuda.empty_cache()
+        ours_ms = _time(torch, ours, calls=50, reps=7)
+        # Accuracy: against SDPA (float32) on the dequantized cache.
+        kd = torch.empty(B, Hkv, N, d, device="cuda", dtype=torch.float32)
+        vd = torch.empty_like(kd)
+        tkd, tvd = heed.tensor(kd), heed.tensor(vd)
+        heed.check(heed.lib.heed_kv_dequantize(ctypes.byref(cache.c), ctypes.byref(tkd), ctypes.byref(tvd)))
+        # One query row per head: the GQA group becomes the query rows of its kv head.
+        grouped = lambda x: x.view(B, Hkv, H // Hkv, d)  # noqa: E731
+        ref = torch.nn.functional.scaled_dot_product_attention(grouped(q.float()), kd, vd)
+        err = _rel(grouped(o), ref)
+        del kd, vd, ref
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+            qg = grouped(q)
+            sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(qg, k, v)  # noqa: E731
+            peer_ms = _time(torch, sdpa, calls=50, reps=7)
+        moved = cache.read_bytes() + q.numel() * 2 + o.numel() * 2
+        gbps = moved / ours_ms / 1e6
+        peer_gbps = (2 * k.numel() * 2 + q.numel() * 2 + o.numel() * 2) / peer_ms / 1e6
+        out.append(_row(f"int{bits}_decode", f"B{B} H{H}/{Hkv} N{N} d{d} g{group}", ours_ms, "SDPA fp16 KV", peer_ms,
+                        f"{gbps:.0f} GB/s = {100 * gbps / copy_gbps:.0f}% of copy; SDPA {peer_gbps:.0f} GB/s; "
+                        f"err vs dequantized {err:.1e}"))
+        del q, k, v, o, cache
+        torch.cuda.empty_cache()
     return out
 
 
@@ -212,7 +211,8 @@ def rows(heed, torch):
     QK = _prototypes(heed)
     copy_gbps = copy_bandwidth(torch)
     out = [_row("copy_bandwidth", "1 GiB d2d", None, "-", None, f"{copy_gbps:.0f} GB/s (read + write)")]
-    for part in (lambda: decode_rows(heed, torch, QK, copy_gbps), lambda: linear_rows(heed, torch)):
+    few = "--few" in sys.argv
+    for part in (lambda: decode_rows(heed, torch, QK, copy_gbps, few), lambda: linear_rows(heed, torch)):
         try:
             got = part()
         except Exception as e:  # noqa: BLE001 - one failing part must not hide the other

@@ -4,8 +4,8 @@ using LLama.Native;
 
 namespace Heed.LLamaSharp;
 
-/// <summary>One sequence of a LLamaSharp context as Heed's <see cref="IInferenceContext"/>.</summary>
-internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaSharpTokenizer tokenizer) : IInferenceContext
+/// <summary>A LLamaSharp context as Heed's <see cref="IInferenceContext"/> (decode, remove and generate work on sequence 0).</summary>
+internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaSharpTokenizer tokenizer, int sequenceCount) : IInferenceContext
 {
     private static readonly LLamaSeqId Sequence = LLamaSeqId.Zero;
 
@@ -13,13 +13,26 @@ internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaShar
 
     public int NextPosition() => handle.MemorySequenceMaxPosition(Sequence).Value + 1;
 
-    public void Evaluate(ReadOnlySpan<int> tokens, CancellationToken cancellationToken)
+    public void Evaluate(ReadOnlySpan<int> tokens, CancellationToken cancellationToken) =>
+        EvaluateAt(tokens, 0, NextPosition(), cancellationToken);
+
+    public int SequenceCount { get; } = sequenceCount;
+
+    public int NextPosition(int sequence) => handle.MemorySequenceMaxPosition(Seq(sequence)).Value + 1;
+
+    public void EvaluateAt(ReadOnlySpan<int> tokens, int sequence, int position, CancellationToken cancellationToken)
     {
         if (tokens.IsEmpty)
         {
             throw new ArgumentException("There are no tokens to evaluate.", nameof(tokens));
         }
-        int start = NextPosition();
+        LLamaSeqId seq = Seq(sequence);
+        int start = position;
+        if (start < NextPosition(sequence))
+        {
+            throw new ArgumentOutOfRangeException(nameof(position), position,
+                $"Sequence {sequence} already holds positions up to {NextPosition(sequence) - 1}; decode at {NextPosition(sequence)} or later.");
+        }
         if (start + tokens.Length > ContextSize)
         {
             throw new ArgumentException(
@@ -37,7 +50,7 @@ internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaShar
                 int n = Math.Min(chunk, tokens.Length - offset);
                 for (int i = offset; i < offset + n; i++)
                 {
-                    batch.Add(tokens[i], start + i, Sequence, i == tokens.Length - 1);
+                    batch.Add(tokens[i], start + i, seq, i == tokens.Length - 1);
                 }
                 DecodeResult result = handle.Decode(batch);
                 if (result != DecodeResult.Ok)
@@ -49,8 +62,72 @@ internal sealed class LLamaSharpContext(SafeLLamaContextHandle handle, LLamaShar
         catch
         {
             // Leave the cache as it was before this call.
-            handle.MemorySequenceRemove(Sequence, start, -1);
+            handle.MemorySequenceRemove(seq, start, -1);
             throw;
+        }
+    }
+
+    public void RemoveTokens(int sequence, int start, int end)
+    {
+        CheckRange(start, end);
+        handle.MemorySequenceRemove(Seq(sequence), start, end);
+    }
+
+    public void CopySequence(int source, int destination, int start, int end)
+    {
+        CheckRange(start, end);
+        handle.MemorySequenceCopy(Seq(source), Seq(destination), start, end);
+    }
+
+    public void ShiftPositions(int sequence, int start, int end, int delta)
+    {
+        CheckRange(start, end);
+        handle.MemorySequenceAdd(Seq(sequence), start, end, delta);
+    }
+
+    public unsafe byte[] SaveSequenceState(int sequence)
+    {
+        LLamaSeqId seq = Seq(sequence);
+        byte[] state = new byte[(int)handle.GetStateSize(seq)];
+        fixed (byte* p = state)
+        {
+            nuint written = handle.GetState(p, (nuint)state.Length, seq);
+            return state.AsSpan(0, (int)written).ToArray();
+        }
+    }
+
+    public unsafe void LoadSequenceState(byte[] state, int sequence)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        LLamaSeqId seq = Seq(sequence);
+        if (state.Length == 0)
+        {
+            throw new ArgumentException("The state is empty.", nameof(state));
+        }
+        handle.MemorySequenceRemove(seq, -1, -1);
+        fixed (byte* p = state)
+        {
+            if (handle.SetState(p, (nuint)state.Length, seq) == 0)
+            {
+                throw new ArgumentException("llama.cpp rejected this sequence state: it comes from another model, or the cache is too small.", nameof(state));
+            }
+        }
+    }
+
+    private LLamaSeqId Seq(int sequence)
+    {
+        if ((uint)sequence >= (uint)SequenceCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"Sequence ids must be in [0, {SequenceCount}); set SequenceCount for more.");
+        }
+        return (LLamaSeqId)sequence;
+    }
+
+    private static void CheckRange(int start, int end)
+    {
+        if (start < 0 || end < -1 || (end >= 0 && end < start))
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"[{start}, {end}) is not a range of positions (start >= 0, end >= start or -1).");
         }
     }
 

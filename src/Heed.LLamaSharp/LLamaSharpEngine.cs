@@ -61,15 +61,16 @@ public sealed class LLamaSharpEngine : IInferenceEngine
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate(this);
-        if (options.SequenceCount != 1 || options.Embeddings)
+        if (options.Embeddings)
         {
-            throw new ArgumentException("A LLamaSharp engine context has one sequence and no embeddings output.", nameof(options));
+            throw new ArgumentException("A LLamaSharp engine context has no embeddings output.", nameof(options));
         }
         LLamaContextParams p = LLamaContextParams.Default();
         p.n_ctx = (uint)(options.ContextSize > 0 ? options.ContextSize : TrainedContextLength);
         p.n_batch = (uint)options.BatchSize;
         p.n_ubatch = (uint)options.MicroBatchSize;
-        p.n_seq_max = 1;
+        p.n_seq_max = (uint)options.SequenceCount;
+        p.kv_unified = options.UnifiedKvCache;
         p.n_threads = p.n_threads_batch = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
         p.llama_flash_attn_type = (LLamaFlashAttentionType)(int)options.FlashAttention;
         p.type_k = (GGMLType)(int)options.KeyCacheType;
@@ -85,6 +86,6 @@ public sealed class LLamaSharpEngine : IInferenceEngine
         {
             throw new HeedNativeException($"LLamaSharp could not create a context of {p.n_ctx} tokens: {e.Message}. Try a smaller ContextSize.", inner: e);
         }
-        return new LLamaSharpContext(handle, _tokenizer);
+        return new LLamaSharpContext(handle, _tokenizer, options.SequenceCount);
     }
 }

@@ -38,6 +38,12 @@ public static unsafe partial class HeedCaptureNative
     public static partial HeedStatus heed_capture_aggregate(SafeHeedCaptureHandle session, int layer, int qBegin, int qEnd, float scale,
         int causal, int useCuda, float* mass, int capacity);
     [LibraryImport(Lib)]
+    public static partial HeedStatus heed_capture_get_keys(SafeHeedCaptureHandle session, int layer, int p0, int p1, void* rows,
+        int* positions, int capacity, out int nRows);
+    [LibraryImport(Lib)]
+    public static partial HeedStatus heed_capture_put_keys(SafeHeedCaptureHandle session, int layer, void* rows, int* positions,
+        int nRows, int storeDtype, int nHeadKv, int headDim);
+    [LibraryImport(Lib)]
     public static partial HeedStatus heed_capture_reference_mass(SafeHeedCaptureHandle session, int layer, double* mass, int capacity, out int nCells);
 }
 

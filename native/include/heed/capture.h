@@ -81,6 +81,18 @@ HEED_API heed_status heed_capture_aggregate(heed_capture *session, int32_t layer
 HEED_API heed_status heed_capture_reference_mass(const heed_capture *session, int32_t layer, double *mass,
                                                  int32_t capacity, int32_t *n_cells);
 
+/* Key rows as stored (n_head_kv x head_dim each, in the store dtype), to keep and put back later:
+ * copies a layer's key rows whose position is in [p0, p1) (p1 < 0: to the end) to rows and their
+ * positions to positions. n_rows receives how many; with rows and positions both null only the
+ * count is written. */
+HEED_API heed_status heed_capture_get_keys(const heed_capture *session, int32_t layer, int32_t p0, int32_t p1, void *rows,
+                                           int32_t *positions, int32_t capacity, int32_t *n_rows);
+
+/* Appends key rows (from heed_capture_get_keys of a session with the same store dtype and model)
+ * to a layer: positions ascending and above the layer's last key row. */
+HEED_API heed_status heed_capture_put_keys(heed_capture *session, int32_t layer, const void *rows, const int32_t *positions,
+                                           int32_t n_rows, int32_t store_dtype, int32_t n_head_kv, int32_t head_dim);
+
 HEED_EXTERN_C_END
 
 #endif /* HEED_CAPTURE_H */

@@ -333,4 +333,55 @@ heed_status heed_capture_reference_mass(const heed_capture *session, int32_t lay
     return heed::ok();
 }
 
+heed_status heed_capture_get_keys(const heed_capture *session, int32_t layer, int32_t p0, int32_t p1, void *rows,
+                                  int32_t *positions, int32_t capacity, int32_t *n_rows) {
+    if (heed_status s = check_session(session)) return s;
+    if (n_rows == nullptr || p0 < 0 || (p1 >= 0 && p1 < p0) || capacity < 0)
+        return heed::fail(HEED_ERR_INVALID_ARGUMENT, "heed_capture_get_keys: n_rows must not be null and [%d, %d) must be a range", p0, p1);
+    const layer_store *l = nullptr;
+    if (heed_status s = find_layer(session, layer, &l)) return s;
+    const auto &kp = l->k.positions;
+    auto first = std::lower_bound(kp.begin(), kp.end(), p0);
+    auto last = p1 < 0 ? kp.end() : std::lower_bound(first, kp.end(), p1);
+    *n_rows = static_cast<int32_t>(last - first);
+    if (rows == nullptr && positions == nullptr) return heed::ok();  // the count only
+    if (rows == nullptr || positions == nullptr || capacity < *n_rows)
+        return heed::fail(HEED_ERR_INVALID_ARGUMENT, "heed_capture_get_keys: need room for %d rows and positions", *n_rows);
+    const size_t row_bytes = session->elem() * session->n_head_kv * session->head_dim;
+    const size_t offset = static_cast<size_t>(first - kp.begin());
+    std::memcpy(rows, l->k.data.data() + offset * row_bytes, static_cast<size_t>(*n_rows) * row_bytes);
+    std::copy(first, last, positions);
+    return heed::ok();
+}
+
+heed_status heed_capture_put_keys(heed_capture *session, int32_t layer, const void *rows, const int32_t *positions,
+                                  int32_t n_rows, int32_t store_dtype, int32_t n_head_kv, int32_t head_dim) {
+    if (heed_status s = check_session(session)) return s;
+    if (n_rows < 0 || (n_rows > 0 && (rows == nullptr || positions == nullptr)) || n_head_kv <= 0 || head_dim <= 0)
+        return heed::fail(HEED_ERR_INVALID_ARGUMENT, "heed_capture_put_keys: rows, positions and the head geometry must be given");
+    if (store_dtype != session->store_dtype)
+        return heed::fail(HEED_ERR_INVALID_ARGUMENT, "heed_capture_put_keys: the rows' dtype differs from the session's store dtype");
+    if ((session->n_head_kv != 0 && session->n_head_kv != n_head_kv) || (session->head_dim != 0 && session->head_dim != head_dim))
+        return heed::fail(HEED_ERR_INVALID_ARGUMENT, "heed_capture_put_keys: rows of %d x %d do not match the session's %d KV heads x %d",
+                          n_head_kv, head_dim, session->n_head_kv, session->head_dim);
+    auto it = session->layers.find(layer);
+    if (it == session->layers.end()) return heed::fail(HEED_ERR_NOT_FOUND, "layer %d is not captured by this session", layer);
+    row_store &store = it->second.k;
+    int32_t last = store.positions.empty() ? -1 : store.positions.back();
+    for (int32_t i = 0; i < n_rows; ++i) {
+        if (positions[i] <= last)
+            return heed::fail(HEED_ERR_INVALID_ARGUMENT, "heed_capture_put_keys: positions must ascend past the layer's last key row (%d)", last);
+        last = positions[i];
+    }
+    HEED_GUARD_BEGIN
+    session->n_head_kv = n_head_kv;
+    session->head_dim = head_dim;
+    const size_t bytes = static_cast<size_t>(n_rows) * session->elem() * n_head_kv * head_dim;
+    const auto *src = static_cast<const uint8_t *>(rows);
+    store.data.insert(store.data.end(), src, src + bytes);
+    store.positions.insert(store.positions.end(), positions, positions + n_rows);
+    return heed::ok();
+    HEED_GUARD_END
+}
+
 }  // extern "C"

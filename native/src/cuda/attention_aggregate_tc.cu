@@ -118,26 +118,45 @@ __global__ void __launch_bounds__(kThreads) stats_kernel(const TcParams p) {
         if (live) {
             float s[kTile / 8][4];
             scores<T, D>(s, qf, sK + buf * kTile * LD);
+            // The tile's last key position (INT_MAX when the tile runs past the split): a row at
+            // or after it sees every key, and needs no test per score.
+            int kmax = max(sKpos[buf][lane], sKpos[buf][lane + 32]);
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) kmax = max(kmax, __shfl_xor_sync(0xffffffffu, kmax, o));
+            const bool whole = j0 + kTile <= k_end;
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
+                const bool sees_all = whole && (!p.causal || kmax <= qp[r]);
                 float mx = -INFINITY;
+                if (sees_all) {  // raw scores: the scale is positive, so it commutes with the max
 #pragma unroll
-                for (int nt = 0; nt < kTile / 8; ++nt)
+                    for (int nt = 0; nt < kTile / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+                    mx *= p.scale_log2;
+                } else {
 #pragma unroll
-                    for (int c = 0; c < 2; ++c) {
-                        const int jj = nt * 8 + 2 * tig + c;
-                        const bool vis = j0 + jj < k_end && (!p.causal || sKpos[buf][jj] <= qp[r]);
-                        const float x = vis ? s[nt][2 * r + c] * p.scale_log2 : -INFINITY;
-                        s[nt][2 * r + c] = x;
-                        mx = fmaxf(mx, x);
-                    }
+                    for (int nt = 0; nt < kTile / 8; ++nt)
+#pragma unroll
+                        for (int c = 0; c < 2; ++c) {
+                            const int jj = nt * 8 + 2 * tig + c;
+                            const bool vis = j0 + jj < k_end && (!p.causal || sKpos[buf][jj] <= qp[r]);
+                            const float x = vis ? s[nt][2 * r + c] * p.scale_log2 : -INFINITY;
+                            s[nt][2 * r + c] = x;
+                            mx = fmaxf(mx, x);
+                        }
+                }
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                 const float m_new = fmaxf(row_max[r], mx);
                 const float base = m_new == -INFINITY ? 0.0f : m_new;
                 float sum = 0.0f;
+                if (sees_all) {
 #pragma unroll
-                for (int nt = 0; nt < kTile / 8; ++nt) sum += fast_exp2(s[nt][2 * r] - base) + fast_exp2(s[nt][2 * r + 1] - base);
+                    for (int nt = 0; nt < kTile / 8; ++nt)
+                        sum += fast_exp2(fmaf(s[nt][2 * r], p.scale_log2, -base)) + fast_exp2(fmaf(s[nt][2 * r + 1], p.scale_log2, -base));
+                } else {
+#pragma unroll
+                    for (int nt = 0; nt < kTile / 8; ++nt) sum += fast_exp2(s[nt][2 * r] - base) + fast_exp2(s[nt][2 * r + 1] - base);
+                }
                 row_sum[r] = row_sum[r] * fast_exp2(row_max[r] - base) + sum;
                 row_max[r] = m_new;
             }
@@ -181,7 +200,7 @@ __global__ void __launch_bounds__(kThreads) mass_kernel(const TcParams p) {
     uint16_t *sK = smem, *sQ = smem + kTile * LD;  // two Q buffers
     __shared__ int sKpos[kTile], sQpos[2][kTile];
     __shared__ float sM[2][kTile], sL[2][kTile], sRed[kWarps][kTile], sTot[kTile];
-    __shared__ int sKmin;
+    __shared__ int sKmin, sKmax;
     const int j0 = blockIdx.x * kTile, g = blockIdx.y, group = p.H / p.Hkv;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane >> 2, tig = lane & 3;
     const int row_tiles = (p.n_q + kTile - 1) / kTile, steps = group * row_tiles;
@@ -213,12 +232,13 @@ __global__ void __launch_bounds__(kThreads) mass_kernel(const TcParams p) {
     cp_async_wait_all();
     __syncthreads();
     if (threadIdx.x == 0) {
-        int m = INT_MAX;
-        for (int jj = 0; jj < kTile; ++jj) m = min(m, sKpos[jj]);
-        sKmin = m;
+        int lo = INT_MAX, hi = INT_MIN;
+        for (int jj = 0; jj < kTile; ++jj) lo = min(lo, sKpos[jj]), hi = max(hi, sKpos[jj]);
+        sKmin = lo, sKmax = hi;
     }
     __syncthreads();
-    const int kmin = sKmin;
+    const int kmin = sKmin, kmax = sKmax;       // kmax is INT_MAX when the tile runs past n_k
+    const bool whole = j0 + kTile <= p.n_k;
 
     float col[kTile / 8][2];
 #pragma unroll
@@ -240,14 +260,21 @@ __global__ void __launch_bounds__(kThreads) mass_kernel(const TcParams p) {
                 const int rr = warp * 16 + gid + 8 * r;
                 const float m = sM[buf][rr], inv = sL[buf][rr];
                 const int qp = sQpos[buf][rr];
+                if (inv > 0.0f && whole && (!p.causal || kmax <= qp)) {  // the row sees every key of the tile
 #pragma unroll
-                for (int nt = 0; nt < kTile / 8; ++nt)
+                    for (int nt = 0; nt < kTile / 8; ++nt)
 #pragma unroll
-                    for (int c = 0; c < 2; ++c) {
-                        const int jj = nt * 8 + 2 * tig + c;
-                        const bool vis = inv > 0.0f && j0 + jj < p.n_k && (!p.causal || sKpos[jj] <= qp);
-                        col[nt][c] += vis ? fast_exp2(fmaf(s[nt][2 * r + c], p.scale_log2, -m)) * inv : 0.0f;
-                    }
+                        for (int c = 0; c < 2; ++c) col[nt][c] = fmaf(fast_exp2(fmaf(s[nt][2 * r + c], p.scale_log2, -m)), inv, col[nt][c]);
+                } else {
+#pragma unroll
+                    for (int nt = 0; nt < kTile / 8; ++nt)
+#pragma unroll
+                        for (int c = 0; c < 2; ++c) {
+                            const int jj = nt * 8 + 2 * tig + c;
+                            const bool vis = inv > 0.0f && j0 + jj < p.n_k && (!p.causal || sKpos[jj] <= qp);
+                            col[nt][c] += vis ? fast_exp2(fmaf(s[nt][2 * r + c], p.scale_log2, -m)) * inv : 0.0f;
+                        }
+                }
             }
         }
         if (it % row_tiles == row_tiles - 1) {  // this head is done: sum the columns over its rows
@@ -285,7 +312,9 @@ heed_status run(TcParams &p, int sm_count) {
     HEED_CUDA_CHECK(cudaFuncSetAttribute(mass_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const int row_tiles = (p.n_q + kTile - 1) / kTile, key_tiles = (p.n_k + kTile - 1) / kTile;
     const int64_t ctas = (int64_t)row_tiles * p.H;
-    const int64_t want = (2LL * sm_count + ctas - 1) / ctas;
+    // Enough key splits for two waves of the 4 CTAs an SM holds (shared memory bounds it): with
+    // few query rows (ICR, InfiniRetri) the rows alone give far fewer CTAs than SMs.
+    const int64_t want = (8LL * sm_count + ctas - 1) / ctas;
     const int splits = (int)std::max<int64_t>(1, std::min<int64_t>({want, 64, key_tiles}));
     p.keys_per_split = ((key_tiles + splits - 1) / splits) * kTile;
     p.splits = (p.n_k + p.keys_per_split - 1) / p.keys_per_split;

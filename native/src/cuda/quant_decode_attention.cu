@@ -1,29 +1,38 @@
 // quant_decode_attention.cu - decode attention over the quantized KV cache on CUDA
-// (flash-decoding).
+// (flash-decoding on tensor cores).
 //
-// Grid: (split of the sequence, kv head x row tile, batch item). A block holds the query rows
-// that share one kv head (GQA group x nq rows, up to RT of them) and walks its split in tiles
-// of 32 tokens:
-//   1. the tile's packed K and V codes arrive as 16-byte loads (issued one tile ahead, into
-//      registers), are dequantized once into shared memory (fp16 copies for salient tokens);
-//   2. warp w scores rows w, w+4, ...: lane = token; an online softmax per row (base 2);
-//   3. each thread accumulates P V for one channel over its rows.
-// With one split the block writes the output; otherwise it writes (max, sum, unnormalized
-// output) per row and a combine kernel merges the splits.
+// Grid: (split of the sequence, kv head x tile of 16 query rows, batch item). The query rows
+// that share a kv head (GQA group x nq) are the M rows of mma.sync m16n8k16. Each of the 4
+// warps of a block walks its own contiguous part of the split in tiles of 16 tokens, staged
+// through a per-warp ring of shared-memory buffers filled with cp.async (the codes, the K
+// scales of the tile's token group, the V scales of its tokens, the salient slots).
+//   S = Q' K^T: the codes become exact fp16 integers in registers (no dequantization): the K
+//       scale is folded into the query (Q' = q * scale_k per channel, in fp16) and the K zero
+//       becomes one bias per row.
+//   P V: V is dequantized to fp16 in registers (as an fp16 cache would hold it), P is rounded to
+//       fp16; products accumulate in f32.
+// A dot product does not care in which order it sums channels, so each lane reads whole 16-,
+// 8- or 4-byte runs of codes and the query fragments follow the order the codes unpack in.
+// Salient tokens (fp16 rows) take a slow path: their scores are f32 dot products and their V
+// rows are read as they are. With one split the block writes the output; otherwise it writes
+// (max, sum, unnormalized output) per row and a combine kernel merges the splits.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 
 #include "cuda/linear_kv_cuda.hpp"
+#include "cuda/tensor_core.cuh"
 
 namespace heed::linear_kv {
 namespace {
 
-constexpr int TT = 32;       // tokens per tile
-constexpr int NT = 128;      // threads per block
-constexpr int MAXVG = 4;     // V channel groups per token held in shared memory (D / 32)
+using heed::cuda::cp_async16;
+using heed::cuda::cp_async_commit;
+
+constexpr int WARPS = 4;
+constexpr int NT = 32 * WARPS;
+constexpr int TOK = 16;  // tokens per warp tile
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct decode_params {
@@ -33,48 +42,90 @@ struct decode_params {
     const int32_t *slot;
     float *ws_o, *ws_ml;  // split partials: [row][split][D], [row][split][2]
     int64_t H, Hkv, N, S, KG, nq, chunk;
-    int group, qgroup, rows, splits, causal;
+    int64_t vscale_bytes;  // of v_scale (and v_zero): B * Hkv * N * VG halves
+    int group, group_log2, qgroup, rows, splits, causal;  // group: 32, 64 or 128
     float qscale;  // scale * log2(e)
 };
 
+// Sizes of one warp's stage (one 16-token tile) in shared memory.
 template <int BITS, int D>
-struct tile_shape {
-    static constexpr int RB = D * BITS / 8;          // bytes per token row
-    static constexpr int UNITS = TT * RB / 16;       // 16-byte units per tile
-    static constexpr int UPT = (UNITS + NT - 1) / NT;  // units per thread
+struct stage_layout {
+    static constexpr int RB = D * BITS / 8;    // code bytes per token row
+    static constexpr int KSTRIDE = RB;         // K rows: lanes read 16-byte runs of two rows at once
+    static constexpr int VSTRIDE = RB + 16;    // V rows padded: the four rows a lane reads fall in other banks
+    static constexpr int VG_MAX = D / 32;      // V channel groups per token (group >= 32)
+    static constexpr int K_OFF = 0;
+    static constexpr int V_OFF = K_OFF + TOK * KSTRIDE;
+    static constexpr int KSC_OFF = V_OFF + TOK * VSTRIDE;  // [D] halves: K scale of the tile's group
+    static constexpr int KZE_OFF = KSC_OFF + D * 2;
+    // [TOK][VG] halves, copied as the 16-byte-aligned window around them (a row of V scales
+    // starts wherever N * VG puts it), so each holds 16 bytes more.
+    static constexpr int VSC_OFF = KZE_OFF + D * 2;
+    static constexpr int VZE_OFF = VSC_OFF + TOK * VG_MAX * 2 + 16;
+    static constexpr int SLOT_OFF = VZE_OFF + TOK * VG_MAX * 2 + 16;  // [TOK] int32
+    static constexpr int BYTES = SLOT_OFF + TOK * 4;
+    static constexpr int STAGES = BITS == 8 ? 3 : 4;
+    static_assert(RB % 16 == 0 && BYTES % 16 == 0, "stage buffers must stay 16-byte aligned");
 };
 
 template <int BITS, int D, int RT>
 size_t smem_bytes() {
-    return sizeof(float) * ((size_t)RT * D + TT * (D + 1) + TT * D + RT * TT + RT + 2 * RT + 2 * D + 2 * TT * MAXVG * 2);
+    using L = stage_layout<BITS, D>;
+    const size_t stages = (size_t)WARPS * L::STAGES * L::BYTES;
+    const size_t merge = (size_t)WARPS * RT * (D + 2) * sizeof(float);
+    return (size_t)RT * D * sizeof(float) + std::max(stages, merge);
+}
+
+__device__ __forceinline__ void cp_async4(void *dst, const void *src, int bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(heed::cuda::smem_u32(dst)), "l"(src), "r"(bytes));
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<uint32_t *>(&h); }
+__device__ __forceinline__ __half2 as_h2(uint32_t u) { return *reinterpret_cast<__half2 *>(&u); }
+
+// Pair k of a 32-bit word of codes (low bits first): codes k and k + 16/BITS, as exact fp16
+// integers. OR-ing 0x6400 (1024.0) above a small integer gives 1024 + code; subtracting 1024 is exact.
+template <int BITS>
+__device__ __forceinline__ __half2 code_pair(uint32_t word, int k) {
+    constexpr uint32_t mask = ((1u << BITS) - 1u) * 0x00010001u;
+    const uint32_t h = ((word >> (BITS * k)) & mask) | 0x64006400u;
+    return __hsub2(as_h2(h), as_h2(0x64006400u));
+}
+
+// Channel (within a lane's run of D/4 K channels) of the low code of pair P: the runs unpack
+// word by word, each word into 16/BITS pairs (k, k + 16/BITS).
+template <int BITS>
+__device__ __forceinline__ int k_pair_channel(int P) {
+    return (P / (16 / BITS)) * (32 / BITS) + P % (16 / BITS);
 }
 
 template <int BITS, int D, int RT>
-__global__ void __launch_bounds__(NT, RT == 8 ? 4 : 1) decode_kernel(decode_params p) {
-    using shape = tile_shape<BITS, D>;
-    extern __shared__ float sm[];
-    float *q_s = sm;                     // [RT][D]
-    float *k_s = q_s + RT * D;           // [TT][D+1]
-    float *v_s = k_s + TT * (D + 1);     // [TT][D]
-    float *p_s = v_s + TT * D;           // [RT][TT]
-    float *alpha_s = p_s + RT * TT;      // [RT]
-    float *ml_s = alpha_s + RT;          // [RT][2]
-    float *ksc_s = ml_s + 2 * RT;        // [D] K scale of the tile's token group
-    float *kze_s = ksc_s + D;            // [D]
-    float *vsc_s = kze_s + D;            // [TT][MAXVG]
-    float *vze_s = vsc_s + TT * MAXVG;   // [TT][MAXVG]
+__global__ void __launch_bounds__(NT, RT == 8 ? 3 : 2) decode_kernel(decode_params p) {
+    using L = stage_layout<BITS, D>;
+    constexpr int KSTEPS = D / 16;            // k-steps of S = Q' K^T
+    constexpr int NTILES = D / 8;             // n-tiles of O = P V
+    constexpr int KRUN = D * BITS / 32;       // bytes of K codes a lane reads per token (D/4 channels)
+    constexpr int KWORDS = KRUN / 4;
+    constexpr int VRUN = D * BITS / 64;       // bytes of V codes a lane reads per token (D/8 channels)
+    constexpr int VUNITS = VRUN / 2;          // 16-bit units of such a run
+    constexpr int VWORDS = VRUN >= 4 ? VRUN / 4 : 1;
+    constexpr bool TALL = RT == 16;           // rows 8..15 of the tile hold query rows too
+    extern __shared__ __align__(16) unsigned char smem[];
+    float *q_s = reinterpret_cast<float *>(smem);  // [RT][D], scaled by qscale
+    unsigned char *stages = smem + RT * D * sizeof(float);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, j = lane & 3;
     const int split = blockIdx.x;
     const int64_t b = blockIdx.z;
     const int row_tiles = (p.rows + RT - 1) / RT;
     const int64_t kvh = blockIdx.y / row_tiles;
     const int row0 = (int)(blockIdx.y % row_tiles) * RT;
     const int64_t pair = b * p.Hkv + kvh;
-    const int64_t n_begin = (int64_t)split * p.chunk, n_end = min(p.N, n_begin + p.chunk);
     const int VG = (D + p.group - 1) / p.group;
 
-    // Query rows, pre-scaled (rows past the end are zero).
     for (int i = tid; i < RT * D; i += NT) {
         const int r = i / D, c = i % D, rr = row0 + r;
         float x = 0.0f;
@@ -84,757 +135,338 @@ __global__ void __launch_bounds__(NT, RT == 8 ? 4 : 1) decode_kernel(decode_para
         }
         q_s[i] = x;
     }
+    __syncthreads();
 
-    const uint8_t *kbase = p.kcodes + pair * p.N * shape::RB;
-    const uint8_t *vbase = p.vcodes + pair * p.N * shape::RB;
-    const int32_t *slot = p.slot + b * p.N;
-    // Everything a tile needs from global memory is loaded one tile ahead into registers:
-    // packed codes, the salient slot of each unit's token, and the K and V scales.
-    uint4 kraw[shape::UPT], vraw[shape::UPT];
-    int32_t slot_r[shape::UPT];
-    __half ksc_r = __float2half_rn(0.0f), kze_r = ksc_r, vsc_r = ksc_r, vze_r = ksc_r;
-    auto load_raw = [&](int64_t t0) {
+    // This warp's part of the split, whole tiles.
+    const int64_t n_begin = (int64_t)split * p.chunk, n_end = min(p.N, n_begin + p.chunk);
+    const int64_t tiles_total = (n_end - n_begin + TOK - 1) / TOK;
+    const int64_t per_warp = (tiles_total + WARPS - 1) / WARPS;
+    const int64_t w_begin = n_begin + min(tiles_total, per_warp * warp) * TOK;
+    const int64_t w_end = min(n_end, n_begin + min(tiles_total, per_warp * (warp + 1)) * TOK);
+    const int my_tiles = w_end > w_begin ? (int)((w_end - w_begin + TOK - 1) / TOK) : 0;
+
+    unsigned char *ring = stages + (size_t)warp * L::STAGES * L::BYTES;
+    // Where this warp's data start; from tile to tile every source moves by a constant, and the
+    // per-lane parts of a tile (which 16-byte units a lane copies, and to where) never change.
+    const uint8_t *k_src = p.kcodes + (pair * p.N + w_begin) * L::RB;
+    const uint8_t *v_src = p.vcodes + (pair * p.N + w_begin) * L::RB;
+    const int32_t *slot_src = p.slot + b * p.N + w_begin;
+    const __half *ksc_pair = p.kscale + pair * p.KG * D, *kze_pair = p.kzero + pair * p.KG * D;
+    // V scales: a tile's TOK * VG halves lie at the same offset (vs_shift) inside the 16-byte
+    // window that holds them, since a tile moves by 32 * VG bytes.
+    const int64_t vs_first = (pair * p.N + w_begin) * VG * 2, vs_window = vs_first & ~int64_t(15);
+    const int vs_shift = (int)(vs_first - vs_window);
+    const int vs_units = (vs_shift + TOK * VG * 2 + 15) / 16;
+    const unsigned char *vsc_src = reinterpret_cast<const unsigned char *>(p.vscale) + vs_window;
+    const unsigned char *vze_src = reinterpret_cast<const unsigned char *>(p.vzero) + vs_window;
+    const int64_t vs_left = p.vscale_bytes - vs_window;  // bytes from the window to the end of v_scale
+    constexpr int UNITS = TOK * L::RB / 16;                // 16-byte units of one tile's codes
+    constexpr int UPL = (UNITS + 31) / 32;                 // of them per lane
+    int unit_tok[UPL], unit_src[UPL], unit_k[UPL], unit_v[UPL];
 #pragma unroll
-        for (int u = 0; u < shape::UPT; ++u) {
-            const int unit = tid + u * NT;
-            kraw[u] = make_uint4(0, 0, 0, 0), vraw[u] = make_uint4(0, 0, 0, 0);
-            slot_r[u] = -1;
-            if (unit < shape::UNITS) {
-                const int64_t n = t0 + unit * 16 / shape::RB;
-                if (n < p.N) {
-                    const int64_t off = t0 * shape::RB + unit * 16;
-                    kraw[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + off));
-                    vraw[u] = __ldg(reinterpret_cast<const uint4 *>(vbase + off));
-                    slot_r[u] = __ldg(slot + n);
-                }
-            }
+    for (int x = 0; x < UPL; ++x) {
+        const int u = lane + 32 * x, t = u / (L::RB / 16), off = (u % (L::RB / 16)) * 16;
+        unit_tok[x] = u < UNITS ? t : TOK;  // TOK: no unit for this lane
+        unit_src[x] = t * L::RB + off;
+        unit_k[x] = L::K_OFF + t * L::KSTRIDE + off;
+        unit_v[x] = L::V_OFF + t * L::VSTRIDE + off;
+    }
+    // Fills one stage with this warp's tile i (past the end of the sequence: zeros).
+    auto issue = [&](int stage, int i) {
+        unsigned char *st = ring + stage * L::BYTES;
+        const int64_t t0 = w_begin + (int64_t)i * TOK;
+        const int left = (int)min((int64_t)TOK, p.N - t0);  // tokens of the tile inside the sequence
+        const int64_t step = (int64_t)i * (TOK * L::RB);
+#pragma unroll
+        for (int x = 0; x < UPL; ++x) {
+            if (unit_tok[x] >= TOK) continue;
+            const bool in = unit_tok[x] < left;
+            cp_async16(st + unit_k[x], in ? k_src + step + unit_src[x] : p.kcodes, in ? 16 : 0);
+            cp_async16(st + unit_v[x], in ? v_src + step + unit_src[x] : p.vcodes, in ? 16 : 0);
         }
-        if (tid < D) {  // K scale of the tile's token group (a tile never straddles a group:
-                        // tiles start at multiples of 32 and groups are 32, 64 or 128 long)
-            const int64_t si = (pair * p.KG + t0 / p.group) * D + tid;
-            ksc_r = p.kscale[si], kze_r = p.kzero[si];
+        if (lane < D / 8) {  // K scale and zero of the tile's token group
+            const int64_t at = (t0 >> p.group_log2) * D + lane * 8;
+            cp_async16(st + L::KSC_OFF + lane * 16, ksc_pair + at, 16);
+            cp_async16(st + L::KZE_OFF + lane * 16, kze_pair + at, 16);
         }
-        if (tid < TT * VG) {  // V scales per token
-            const int64_t n = t0 + tid / VG;
-            if (n < p.N) {
-                const int64_t si = (pair * p.N + n) * VG + tid % VG;
-                vsc_r = p.vscale[si], vze_r = p.vzero[si];
-            }
+        if (lane < vs_units) {  // V scales, read only as far as the tensor goes
+            const int64_t at = (int64_t)i * (TOK * VG * 2) + lane * 16, rest = vs_left - at;
+            const int bytes = rest <= 0 ? 0 : rest >= 16 ? 16 : (int)rest;
+            cp_async16(st + L::VSC_OFF + lane * 16, bytes > 0 ? vsc_src + at : vsc_src, bytes);
+            cp_async16(st + L::VZE_OFF + lane * 16, bytes > 0 ? vze_src + at : vze_src, bytes);
+        }
+        if (lane < TOK) {
+            const bool in = lane < left;
+            cp_async4(st + L::SLOT_OFF + lane * 4, in ? slot_src + (int64_t)i * TOK + lane : p.slot, in ? 4 : 0);
         }
     };
 
-    // Per-row softmax state, held by the warp that scores the row (rows warp + 4i).
-    constexpr int RW = RT / 4;
-    float m_r[RW], l_r[RW];
+    // Query fragments (Q' in fp16), rebuilt when the K token group changes, and the K-zero bias
+    // of rows g and g + 8.
+    uint32_t qa[KSTEPS][4] = {};  // rows 8..15 stay 0 unless TALL
+    float bias[2] = {0.0f, 0.0f};
+    int64_t frag_group = -1;
+    auto build_query = [&](const unsigned char *st) {
+        const __half *ksc = reinterpret_cast<const __half *>(st + L::KSC_OFF);
+        const __half *kze = reinterpret_cast<const __half *>(st + L::KZE_OFF);
+        const int c0 = j * (D / 4);
 #pragma unroll
-    for (int i = 0; i < RW; ++i) m_r[i] = -INFINITY, l_r[i] = 0.0f;
-    // Output accumulators: channel c = tid % D, rows rsub + TPR i.
-    constexpr int TPR = NT / D;
-    constexpr int RO = RT / TPR;
-    const int oc = tid % D, rsub = tid / D;
-    float o_r[RO];
+        for (int half_row = 0; half_row < (TALL ? 2 : 1); ++half_row) {
+            const float *qr = q_s + (g + 8 * half_row) * D;
+            float part = 0.0f;
 #pragma unroll
-    for (int i = 0; i < RO; ++i) o_r[i] = 0.0f;
-
-    if (n_begin < n_end) load_raw(n_begin);
-    for (int64_t t0 = n_begin; t0 < n_end; t0 += TT) {
-        __syncthreads();  // the previous tile's readers are done with the shared buffers
-        if (tid < D) ksc_s[tid] = __half2float(ksc_r), kze_s[tid] = __half2float(kze_r);
-        if (tid < TT * VG) {
-            const int t = tid / VG, gi = tid % VG;
-            vsc_s[t * MAXVG + gi] = __half2float(vsc_r), vze_s[t * MAXVG + gi] = __half2float(vze_r);
-        }
-        __syncthreads();
-        // Dequantize this thread's units into k_s / v_s.
+            for (int s = 0; s < KSTEPS; ++s) {
 #pragma unroll
-        for (int u = 0; u < shape::UPT; ++u) {
-            const int unit = tid + u * NT;
-            if (unit >= shape::UNITS) continue;
-            const int t = unit * 16 / shape::RB;
-            const int c0 = (unit * 16 % shape::RB) * (8 / BITS);
-            const int64_t n = t0 + t;
-            const int32_t s = slot_r[u] < p.S ? slot_r[u] : -1;  // a corrupt slot map reads no foreign memory
-            const uint32_t kw[4] = {kraw[u].x, kraw[u].y, kraw[u].z, kraw[u].w};
-            const uint32_t vw[4] = {vraw[u].x, vraw[u].y, vraw[u].z, vraw[u].w};
-            constexpr int PER_WORD = 32 / BITS;
-#pragma unroll
-            for (int w = 0; w < 4; ++w) {
-                const uint32_t kword = kw[w], vword = vw[w];
-#pragma unroll 4
-                for (int j = 0; j < PER_WORD; ++j) {  // codes low bits first
-                    const int c = c0 + w * PER_WORD + j;
-                    const unsigned kc = (kword >> (j * BITS)) & ((1u << BITS) - 1u);
-                    const unsigned vc = (vword >> (j * BITS)) & ((1u << BITS) - 1u);
-                    float kx, vx;
-                    if (n >= p.N) {
-                        kx = 0.0f, vx = 0.0f;
-                    } else if (s >= 0) {
-                        kx = __half2float(p.sk[(pair * p.S + s) * D + c]);
-                        vx = __half2float(p.sv[(pair * p.S + s) * D + c]);
-                    } else {
-                        kx = fmaf((float)kc, ksc_s[c], kze_s[c]);
-                        const int gi = c / p.group;
-                        vx = fmaf((float)vc, vsc_s[t * MAXVG + gi], vze_s[t * MAXVG + gi]);
-                    }
-                    k_s[t * (D + 1) + c] = kx;
-                    v_s[t * D + c] = vx;
+                for (int half_k = 0; half_k < 2; ++half_k) {
+                    const int ca = c0 + k_pair_channel<BITS>(2 * s + half_k), cb = ca + 16 / BITS;
+                    const float xa = qr[ca] * __half2float(ksc[ca]), xb = qr[cb] * __half2float(ksc[cb]);
+                    qa[s][half_row + 2 * half_k] = as_u32(__floats2half2_rn(xa, xb));
+                    part = fmaf(qr[ca], __half2float(kze[ca]), part);
+                    part = fmaf(qr[cb], __half2float(kze[cb]), part);
                 }
             }
+            part += __shfl_xor_sync(0xffffffffu, part, 1);
+            part += __shfl_xor_sync(0xffffffffu, part, 2);
+            bias[half_row] = part;
         }
-        __syncthreads();
-        if (t0 + TT < n_end) load_raw(t0 + TT);  // in flight while this tile computes
+    };
 
-        // Scores and the online softmax: warp w, rows w + 4i; lane = token.
-        {
-            const int64_t n = t0 + lane;
-            float acc[RW];
+    float o[NTILES][4];
 #pragma unroll
-            for (int i = 0; i < RW; ++i) acc[i] = 0.0f;
-#pragma unroll 8
-            for (int c = 0; c < D; ++c) {
-                const float kx = k_s[lane * (D + 1) + c];
-#pragma unroll
-                for (int i = 0; i < RW; ++i) acc[i] = fmaf(q_s[(warp + 4 * i) * D + c], kx, acc[i]);
-            }
-#pragma unroll
-            for (int i = 0; i < RW; ++i) {
-                const int r = warp + 4 * i, rr = row0 + r;
-                bool ok = n < n_end && rr < p.rows;
-                if (ok && p.causal) ok = n <= p.N - p.nq + rr % p.nq;
-                const float sc = ok ? acc[i] : -INFINITY;
-                float mx = sc;
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-                const float m_new = fmaxf(m_r[i], mx);
-                float pr = 0.0f, alpha = 1.0f;
-                if (m_new != -INFINITY) {
-                    pr = exp2f(sc - m_new);
-                    alpha = exp2f(m_r[i] - m_new);
-                }
-                float sum = pr;
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-                l_r[i] = l_r[i] * alpha + sum;
-                m_r[i] = m_new;
-                p_s[r * TT + lane] = pr;
-                if (lane == 0) alpha_s[r] = alpha;
-            }
-        }
-        __syncthreads();
-        // O = alpha O + P V.
-#pragma unroll
-        for (int i = 0; i < RO; ++i) o_r[i] *= alpha_s[rsub + TPR * i];
-#pragma unroll 4
-        for (int t = 0; t < TT; ++t) {
-            const float vx = v_s[t * D + oc];
-#pragma unroll
-            for (int i = 0; i < RO; ++i) o_r[i] = fmaf(p_s[(rsub + TPR * i) * TT + t], vx, o_r[i]);
-        }
+    for (int m = 0; m < NTILES; ++m) o[m][0] = o[m][1] = o[m][2] = o[m][3] = 0.0f;
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+    const int vg_lane = (g * (D / 8)) / p.group;  // a lane's V channels lie in one group
+
+    for (int s = 0; s < L::STAGES - 1; ++s) {
+        if (s < my_tiles) issue(s, s);
+        cp_async_commit();
     }
+    for (int i = 0; i < my_tiles; ++i) {
+        if (i + L::STAGES - 1 < my_tiles) issue((i + L::STAGES - 1) % L::STAGES, i + L::STAGES - 1);
+        cp_async_commit();
+        cp_async_wait<L::STAGES - 1>();
+        __syncwarp();
+        const unsigned char *st = ring + (i % L::STAGES) * L::BYTES;
+        const int64_t t0 = w_begin + (int64_t)i * TOK;
+        const int in_seq = (int)min((int64_t)TOK, p.N - t0);  // tokens of this tile inside the sequence
+        if ((t0 >> p.group_log2) != frag_group) {
+            frag_group = t0 >> p.group_log2;
+            build_query(st);
+        }
+        const int32_t *slots = reinterpret_cast<const int32_t *>(st + L::SLOT_OFF);
+        auto slot_of = [&](int t) {  // -1: not salient (past the end, or a corrupt slot map)
+            const int32_t s = slots[t];
+            return t < in_seq && s >= 0 && s < p.S ? s : -1;
+        };
 
-    // Row statistics to shared memory for the output threads.
-    __syncthreads();
-    if (lane == 0)
+        // S = Q' K^T + bias; n-tile t holds tokens 8t..8t+7, this lane's columns 2j and 2j+1.
+        float sc[2][4];
+        {
+            uint32_t kw[2][KWORDS];
 #pragma unroll
-        for (int i = 0; i < RW; ++i) ml_s[2 * (warp + 4 * i)] = m_r[i], ml_s[2 * (warp + 4 * i) + 1] = l_r[i];
-    __syncthreads();
+            for (int t = 0; t < 2; ++t) {
+                const unsigned char *krow = st + L::K_OFF + (8 * t + g) * L::KSTRIDE + j * KRUN;
 #pragma unroll
-    for (int i = 0; i < RO; ++i) {
-        const int r = rsub + TPR * i, rr = row0 + r;
+                for (int w = 0; w < KWORDS; w += (KWORDS >= 4 ? 4 : KWORDS)) {
+                    if constexpr (KWORDS >= 4) {
+                        const uint4 x = *reinterpret_cast<const uint4 *>(krow + 4 * w);
+                        kw[t][w] = x.x, kw[t][w + 1] = x.y, kw[t][w + 2] = x.z, kw[t][w + 3] = x.w;
+                    } else if constexpr (KWORDS == 2) {
+                        const uint2 x = *reinterpret_cast<const uint2 *>(krow);
+                        kw[t][0] = x.x, kw[t][1] = x.y;
+                    } else {
+                        kw[t][0] = *reinterpret_cast<const uint32_t *>(krow);
+                    }
+                }
+            }
+            // Two independent chains of mma per n-tile (even and odd k-steps), so one mma's
+            // latency hides behind the others.
+            float acc[2][2][4] = {};
+#pragma unroll
+            for (int s = 0; s < KSTEPS; ++s) {
+                const int P0 = 2 * s, P1 = 2 * s + 1;
+#pragma unroll
+                for (int t = 0; t < 2; ++t) {
+                    const uint32_t b0 = as_u32(code_pair<BITS>(kw[t][P0 / (16 / BITS)], P0 % (16 / BITS)));
+                    const uint32_t b1 = as_u32(code_pair<BITS>(kw[t][P1 / (16 / BITS)], P1 % (16 / BITS)));
+                    heed::cuda::mma16816<__half>(acc[t][s & 1], qa[s], b0, b1);
+                }
+            }
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) sc[t][e] = acc[t][0][e] + acc[t][1][e];
+        }
+        // Salient tokens: their codes are 0; the score is the query against the fp16 row.
+        int my_slot[2][2];
+        bool any_salient = false;
+#pragma unroll
+        for (int t = 0; t < 2; ++t)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                my_slot[t][e] = slot_of(8 * t + 2 * j + e);
+                any_salient |= my_slot[t][e] >= 0;
+            }
+        if (__any_sync(0xffffffffu, any_salient)) {
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    if (my_slot[t][e] < 0) continue;
+                    const __half *row = p.sk + (pair * p.S + my_slot[t][e]) * D;
+#pragma unroll
+                    for (int half_row = 0; half_row < (TALL ? 2 : 1); ++half_row) {
+                        const float *qr = q_s + (g + 8 * half_row) * D;
+                        float acc = 0.0f;
+                        for (int c = 0; c < D; ++c) acc = fmaf(qr[c], __half2float(row[c]), acc);
+                        sc[t][2 * half_row + e] = acc - bias[half_row];  // the bias is added back below
+                    }
+                }
+        }
+
+        // Online softmax per row (base 2); P to fp16 as the A fragment of P V.
+        uint32_t pa[4];
+#pragma unroll
+        for (int half_row = 0; half_row < 2; ++half_row) {
+            if (!TALL && half_row == 1) {
+                pa[1] = pa[3] = 0u;
+                continue;
+            }
+            const int rr = row0 + g + 8 * half_row;
+            // The last token of this tile the row sees (tile-relative; -1: none).
+            const int64_t last = min(w_end - 1, p.causal ? p.N - p.nq + rr % p.nq : p.N - 1) - t0;
+            const int last_rel = rr >= p.rows || last < 0 ? -1 : (int)min(last, (int64_t)TOK);
+            float x[4];
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+                    x[2 * t + e] = 8 * t + 2 * j + e <= last_rel ? sc[t][2 * half_row + e] + bias[half_row] : -INFINITY;
+            float mx = fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float m_new = fmaxf(m_run[half_row], mx);
+            const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+            const float alpha = heed::cuda::fast_exp2(m_run[half_row] - m_use);
+            m_run[half_row] = m_new;
+            __half2 p01 = __floats2half2_rn(heed::cuda::fast_exp2(x[0] - m_use), heed::cuda::fast_exp2(x[1] - m_use));
+            __half2 p23 = __floats2half2_rn(heed::cuda::fast_exp2(x[2] - m_use), heed::cuda::fast_exp2(x[3] - m_use));
+            const float2 f01 = __half22float2(p01), f23 = __half22float2(p23);
+            l_run[half_row] = fmaf(l_run[half_row], alpha, (f01.x + f01.y) + (f23.x + f23.y));
+            pa[half_row] = as_u32(p01);
+            pa[half_row + 2] = as_u32(p23);
+#pragma unroll
+            for (int m = 0; m < NTILES; ++m) o[m][2 * half_row] *= alpha, o[m][2 * half_row + 1] *= alpha;
+        }
+
+        // O += P V: this lane supplies tokens (2j, 2j+1) and (2j+8, 2j+9) at channels
+        // g * D/8 + m of n-tile m, dequantized to fp16.
+        const int toks[4] = {2 * j, 2 * j + 1, 2 * j + 8, 2 * j + 9};
+        uint32_t vw[4][VWORDS];
+        __half2 vscale2[2], vzero2[2];
+        const __half *vsc = reinterpret_cast<const __half *>(st + L::VSC_OFF + vs_shift);
+        const __half *vze = reinterpret_cast<const __half *>(st + L::VZE_OFF + vs_shift);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            const unsigned char *vrow = st + L::V_OFF + toks[k] * L::VSTRIDE + g * VRUN;
+            if constexpr (VRUN == 16) {
+                const uint4 x = *reinterpret_cast<const uint4 *>(vrow);
+                vw[k][0] = x.x, vw[k][1] = x.y, vw[k][2] = x.z, vw[k][3] = x.w;
+            } else if constexpr (VRUN == 8) {
+                const uint2 x = *reinterpret_cast<const uint2 *>(vrow);
+                vw[k][0] = x.x, vw[k][1] = x.y;
+            } else if constexpr (VRUN == 4) {
+                vw[k][0] = *reinterpret_cast<const uint32_t *>(vrow);
+            } else {
+                vw[k][0] = *reinterpret_cast<const uint16_t *>(vrow);
+            }
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            vscale2[h] = __halves2half2(vsc[toks[2 * h] * VG + vg_lane], vsc[toks[2 * h + 1] * VG + vg_lane]);
+            vzero2[h] = __halves2half2(vze[toks[2 * h] * VG + vg_lane], vze[toks[2 * h + 1] * VG + vg_lane]);
+        }
+#pragma unroll
+        for (int u = 0; u < VUNITS; ++u) {
+            const uint32_t sel = (u & 1) ? 0x7632u : 0x5410u;  // the same 16 bits of two tokens' words
+            const uint32_t y0 = __byte_perm(vw[0][u / 2], vw[1][u / 2], sel);
+            const uint32_t y1 = __byte_perm(vw[2][u / 2], vw[3][u / 2], sel);
+#pragma unroll
+            for (int k = 0; k < 16 / BITS; ++k) {
+                const int m = u * (16 / BITS) + k;
+                const __half2 v0 = __hfma2(code_pair<BITS>(y0, k), vscale2[0], vzero2[0]);
+                const __half2 v1 = __hfma2(code_pair<BITS>(y1, k), vscale2[1], vzero2[1]);
+                heed::cuda::mma16816<__half>(o[m], pa, as_u32(v0), as_u32(v1));
+            }
+        }
+        // Salient tokens added their codes' zero V above; their fp16 V rows go in here, each
+        // with the fp16 P the other tokens used.
+        if (__any_sync(0xffffffffu, any_salient)) {
+            for (int n = 0; n < TOK; ++n) {
+                const int sl = slot_of(n);
+                if (sl < 0) continue;  // the same for every lane
+                const __half *row = p.sv + (pair * p.S + sl) * D;
+                const int holder = 4 * g + (n % 8) / 2, t = n / 8, e = n % 2;
+#pragma unroll
+                for (int half_row = 0; half_row < (TALL ? 2 : 1); ++half_row) {
+                    const uint32_t both = __shfl_sync(0xffffffffu, pa[half_row + 2 * t], holder);
+                    const __half2 ph = as_h2(both);
+                    const float pn = __half2float(e ? __high2half(ph) : __low2half(ph));
+#pragma unroll
+                    for (int m = 0; m < NTILES; ++m) {
+                        o[m][2 * half_row] = fmaf(pn, __half2float(row[(2 * j) * (D / 8) + m]), o[m][2 * half_row]);
+                        o[m][2 * half_row + 1] = fmaf(pn, __half2float(row[(2 * j + 1) * (D / 8) + m]), o[m][2 * half_row + 1]);
+                    }
+                }
+            }
+        }
+        __syncwarp();  // every lane is done with this stage before it is filled again
+    }
+    cp_async_wait<0>();
+
+    // Row sums over the four lanes of a row, then the warps' states merge in shared memory.
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+    }
+    __syncthreads();  // every warp is done with its stages: the merge buffer reuses them
+    float *mo = reinterpret_cast<float *>(stages);      // [WARPS][RT][D]
+    float *ml = mo + WARPS * RT * D;                     // [WARPS][RT][2]
+#pragma unroll
+    for (int h = 0; h < (TALL ? 2 : 1); ++h) {
+        const int r = g + 8 * h;
+#pragma unroll
+        for (int m = 0; m < NTILES; ++m) {
+            mo[(warp * RT + r) * D + (2 * j) * (D / 8) + m] = o[m][2 * h];
+            mo[(warp * RT + r) * D + (2 * j + 1) * (D / 8) + m] = o[m][2 * h + 1];
+        }
+        if (j == 0) ml[(warp * RT + r) * 2] = m_run[h], ml[(warp * RT + r) * 2 + 1] = l_run[h];
+    }
+    __syncthreads();
+    for (int i = tid; i < RT * D; i += NT) {
+        const int r = i / D, c = i % D, rr = row0 + r;
         if (rr >= p.rows) continue;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < WARPS; ++w) M = fmaxf(M, ml[(w * RT + r) * 2]);
+        const float M_use = M == -INFINITY ? 0.0f : M;
+        float Lsum = 0.0f, O = 0.0f;
+#pragma unroll
+        for (int w = 0; w < WARPS; ++w) {
+            const float f = exp2f(ml[(w * RT + r) * 2] - M_use);
+            Lsum = fmaf(f, ml[(w * RT + r) * 2 + 1], Lsum);
+            O = fmaf(f, mo[(w * RT + r) * D + c], O);
+        }
         const int64_t h = kvh * p.qgroup + rr / p.nq, qi = rr % p.nq;
         const int64_t row = (b * p.H + h) * p.nq + qi;
         if (p.splits == 1) {
-            dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + oc * p.out.s[3], o_r[i] / ml_s[2 * r + 1]);
-        } else {
-            p.ws_o[(row * p.splits + split) * D + oc] = o_r[i];
-            if (oc == 0) {
-                p.ws_ml[(row * p.splits + split) * 2] = ml_s[2 * r];
-                p.ws_ml[(row * p.splits + split) * 2 + 1] = ml_s[2 * r + 1];
-            }
-        }
-    }
-}
-
-// ---- warp-per-tile kernel, for up to 8 query rows per kv head (the common decode) ----------
-//
-// The smem-tile kernel above moves every dequantized value through shared memory several times
-// and is bound by shared-memory traffic. Here each warp owns whole tiles of 32 tokens and no
-// block barrier sits in the loop:
-//   scores: lane = token; its packed K row stays in registers; the K scale is folded into the
-//           query (qk = q * scale_c, bias = q . zero, once per token group), so a score is
-//           bias + sum_c qk_c * code_c, codes turned into floats with the 2^23 trick;
-//   P V:    lane = CPL consecutive channels; the tile's V codes and scales go through a small
-//           per-warp shared buffer (coalesced 16-byte loads in, one small load per token out).
-// The four warps' (max, sum, output) are merged in shared memory at the end.
-
-template <int BITS, int D, int R>
-struct warp_shape {
-    static constexpr int RB = D * BITS / 8;     // bytes per token row
-    static constexpr int KW = RB / 4;           // 32-bit words per K row
-    static constexpr int KU = RB / 16;          // 16-byte units per K row
-    static constexpr int PER_WORD = 32 / BITS;  // codes per word
-    static constexpr int CPL = D / 32;          // V channels per lane
-    static constexpr int VU = 32 * RB / 16 / 32;  // 16-byte V units per lane per tile
-};
-
-template <int BITS, int D, int R>
-size_t warp_smem_bytes() {
-    using S = warp_shape<BITS, D, R>;
-    // qs [R][D] + per warp: qk [R][D], V codes [32][RB], V scale/zero [32][MAXVG] half2; end: 4 x (R x (D + 2))
-    const size_t loop = sizeof(float) * R * D + 4 * (sizeof(float) * R * D + 32 * S::RB + 32 * MAXVG * 4);
-    const size_t merge = sizeof(float) * R * D + 4 * sizeof(float) * R * (D + 2);
-    return loop > merge ? loop : merge;
-}
-
-__device__ __forceinline__ float code_to_float(uint32_t code) {
-    return __int_as_float(0x4B000000u | code) - 8388608.0f;  // exact for code < 2^23
-}
-
-template <int BITS, int D, int R>
-__global__ void __launch_bounds__(NT, R == 4 ? 4 : 3) decode_warp_kernel(decode_params p) {
-    using S = warp_shape<BITS, D, R>;
-    constexpr uint32_t MASK = (1u << BITS) - 1u;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    float *qs = reinterpret_cast<float *>(smem_raw);  // [R][D]
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    unsigned char *wbase = smem_raw + sizeof(float) * R * D +
-                           (size_t)warp * (sizeof(float) * R * D + 32 * S::RB + 32 * MAXVG * 4);
-    float *qk = reinterpret_cast<float *>(wbase);                                      // [R][D]
-    unsigned char *vcodes_s = wbase + sizeof(float) * R * D;                            // [32][RB]
-    __half2 *vsz_s = reinterpret_cast<__half2 *>(vcodes_s + 32 * S::RB);                // [32][MAXVG]
-
-    const int split = blockIdx.x;
-    const int64_t kvh = blockIdx.y, b = blockIdx.z, pair = b * p.Hkv + kvh;
-    const int64_t n_begin = (int64_t)split * p.chunk, n_end = min(p.N, n_begin + p.chunk);
-    const int VG = (D + p.group - 1) / p.group;
-
-    for (int i = tid; i < R * D; i += NT) {
-        const int r = i / D, c = i % D;
-        float x = 0.0f;
-        if (r < p.rows) {
-            const int64_t h = kvh * p.qgroup + r / p.nq, qi = r % p.nq;
-            x = dload(p.q, b * p.q.s[0] + h * p.q.s[1] + qi * p.q.s[2] + c * p.q.s[3]) * p.qscale;
-        }
-        qs[i] = x;
-    }
-    __syncthreads();
-
-    const uint8_t *kbase = p.kcodes + pair * p.N * S::RB;
-    const uint8_t *vbase = p.vcodes + pair * p.N * S::RB;
-    const int32_t *slot = p.slot + b * p.N;
-    int vis[R];  // keys row r sees: n < vis[r]
-#pragma unroll
-    for (int r = 0; r < R; ++r) vis[r] = (int)(p.causal ? p.N - p.nq + r % p.nq + 1 : p.N);
-
-    float m[R], l[R], o[R][S::CPL], bias[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-        m[r] = -INFINITY, l[r] = 0.0f, bias[r] = 0.0f;
-#pragma unroll
-        for (int j = 0; j < S::CPL; ++j) o[r][j] = 0.0f;
-    }
-    int64_t group_loaded = -1;
-    const int my_c0 = lane * S::CPL;  // this lane's V channels
-    const int my_g = my_c0 / p.group;
-
-    for (int64_t t0 = n_begin + 32 * warp; t0 < n_end; t0 += 32 * 4) {
-        const int64_t n = t0 + lane;
-        // Issue every load of the tile first.
-        uint4 kr[S::KU];
-        uint4 vr[S::VU];
-        int32_t sl = -1;
-#pragma unroll
-        for (int u = 0; u < S::KU; ++u) kr[u] = make_uint4(0, 0, 0, 0);
-        if (n < p.N) {
-#pragma unroll
-            for (int u = 0; u < S::KU; ++u) kr[u] = __ldg(reinterpret_cast<const uint4 *>(kbase + n * S::RB) + u);
-            sl = __ldg(slot + n);
-        }
-#pragma unroll
-        for (int u = 0; u < S::VU; ++u) {
-            const int unit = lane + 32 * u;                   // 16-byte unit within the tile's V rows
-            const int64_t nt = t0 + unit * 16 / S::RB;
-            vr[u] = nt < p.N ? __ldg(reinterpret_cast<const uint4 *>(vbase + t0 * S::RB) + unit) : make_uint4(0, 0, 0, 0);
-        }
-        const int32_t s_slot = sl < p.S ? sl : -1;  // a corrupt slot map reads no foreign memory
-        uint32_t kw[S::KW];
-#pragma unroll
-        for (int u = 0; u < S::KU; ++u) kw[4 * u] = kr[u].x, kw[4 * u + 1] = kr[u].y, kw[4 * u + 2] = kr[u].z, kw[4 * u + 3] = kr[u].w;
-        const int64_t grp = t0 / p.group;
-        if (grp != group_loaded) {  // fold this token group's K scale into the query, its zero into a bias
-            __syncwarp();
-#pragma unroll
-            for (int r = 0; r < R; ++r) {
-                float part = 0.0f;
-                for (int c = lane; c < D; c += 32) {
-                    const int64_t si = (pair * p.KG + grp) * D + c;
-                    const float q = qs[r * D + c];
-                    qk[r * D + c] = q * __half2float(p.kscale[si]);
-                    part = fmaf(q, __half2float(p.kzero[si]), part);
-                }
-#pragma unroll
-                for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
-                bias[r] = part;
-            }
-            group_loaded = grp;
-        }
-        __syncwarp();  // qk written; the previous tile's readers of vcodes_s / vsz_s are done
-#pragma unroll
-        for (int u = 0; u < S::VU; ++u) reinterpret_cast<uint4 *>(vcodes_s)[lane + 32 * u] = vr[u];
-        for (int i = lane; i < 32 * VG; i += 32) {
-            const int t = i / VG, gi = i % VG;
-            __half2 v = __floats2half2_rn(0.0f, 0.0f);
-            if (t0 + t < p.N) {
-                const int64_t si = (pair * p.N + t0 + t) * VG + gi;
-                v = __halves2half2(p.vscale[si], p.vzero[si]);
-            }
-            vsz_s[t * MAXVG + gi] = v;
-        }
-        __syncwarp();
-
-        // Scores, lane = token.
-        float acc[R];
-#pragma unroll
-        for (int r = 0; r < R; ++r) acc[r] = bias[r];
-        if (s_slot < 0) {
-#pragma unroll
-            for (int c4 = 0; c4 < D / 4; ++c4) {
-                float f[4];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const int c = 4 * c4 + i;
-                    f[i] = code_to_float((kw[c / S::PER_WORD] >> ((c % S::PER_WORD) * BITS)) & MASK);
-                }
-#pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    const float4 qv = reinterpret_cast<const float4 *>(qk + r * D)[c4];
-                    acc[r] = fmaf(qv.x, f[0], fmaf(qv.y, f[1], fmaf(qv.z, f[2], fmaf(qv.w, f[3], acc[r]))));
-                }
-            }
-        } else {  // a salient token: its fp16 row, unscaled query
-            const __half *row = p.sk + (pair * p.S + s_slot) * D;
-#pragma unroll
-            for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-            for (int c = 0; c < D; ++c) {
-                const float k = __half2float(row[c]);
-#pragma unroll
-                for (int r = 0; r < R; ++r) acc[r] = fmaf(qs[r * D + c], k, acc[r]);
-            }
-        }
-        // Online softmax per row.
-        float pr[R];
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-            const float sc = (n < n_end && n < vis[r]) ? acc[r] : -INFINITY;
-            float mx = sc;
-#pragma unroll
-            for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            const float m_new = fmaxf(m[r], mx);
-            float alpha = 1.0f;
-            pr[r] = 0.0f;
-            if (m_new != -INFINITY) {
-                pr[r] = exp2f(sc - m_new);
-                alpha = exp2f(m[r] - m_new);
-            }
-            float sum = pr[r];
-#pragma unroll
-            for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-            l[r] = fmaf(l[r], alpha, sum);
-            m[r] = m_new;
-#pragma unroll
-            for (int j = 0; j < S::CPL; ++j) o[r][j] *= alpha;
-        }
-        // P V, lane = channels my_c0 .. my_c0 + CPL - 1.
-        const int tmax = (int)min((int64_t)32, n_end - t0);
-        for (int t = 0; t < tmax; ++t) {
-            const int32_t st = __shfl_sync(0xffffffffu, s_slot, t);
-            float vx[S::CPL];
-            if (st < 0) {
-                const __half2 sz = vsz_s[t * MAXVG + my_g];
-                const float vs = __low2float(sz), vz = __high2float(sz);
-                const int bit0 = my_c0 * BITS;  // first bit of this lane's codes in the row
-                uint32_t bits_;
-                if constexpr (S::CPL * BITS >= 8) {
-                    constexpr int NB = S::CPL * BITS / 8;  // 1, 2 or 4 bytes
-                    const unsigned char *src = vcodes_s + t * S::RB + bit0 / 8;
-                    if constexpr (NB == 4) bits_ = *reinterpret_cast<const uint32_t *>(src);
-                    else if constexpr (NB == 2) bits_ = *reinterpret_cast<const uint16_t *>(src);
-                    else bits_ = *src;
-                } else {  // 4 bits of codes: half a byte
-                    bits_ = (uint32_t)(vcodes_s[t * S::RB + bit0 / 8] >> (bit0 % 8));
-                }
-#pragma unroll
-                for (int j = 0; j < S::CPL; ++j) vx[j] = fmaf(code_to_float((bits_ >> (j * BITS)) & MASK), vs, vz);
-            } else {
-                const __half *row = p.sv + (pair * p.S + st) * D + my_c0;
-#pragma unroll
-                for (int j = 0; j < S::CPL; ++j) vx[j] = __half2float(row[j]);
-            }
-#pragma unroll
-            for (int r = 0; r < R; ++r) {
-                const float pt = __shfl_sync(0xffffffffu, pr[r], t);
-#pragma unroll
-                for (int j = 0; j < S::CPL; ++j) o[r][j] = fmaf(pt, vx[j], o[r][j]);
-            }
-        }
-    }
-
-    // Merge the four warps: [warp][R][D] outputs and [warp][R] (max, sum).
-    __syncthreads();
-    float *mo = reinterpret_cast<float *>(smem_raw + sizeof(float) * R * D);  // [4][R][D]
-    float *mml = mo + 4 * R * D;                                             // [4][R][2]
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-        for (int j = 0; j < S::CPL; ++j) mo[(warp * R + r) * D + my_c0 + j] = o[r][j];
-        if (lane == 0) mml[(warp * R + r) * 2] = m[r], mml[(warp * R + r) * 2 + 1] = l[r];
-    }
-    __syncthreads();
-    for (int i = tid; i < R * D; i += NT) {
-        const int r = i / D, c = i % D;
-        if (r >= p.rows) continue;
-        float M = -INFINITY;
-#pragma unroll
-        for (int w = 0; w < 4; ++w) M = fmaxf(M, mml[(w * R + r) * 2]);
-        float L = 0.0f, O = 0.0f;
-#pragma unroll
-        for (int w = 0; w < 4; ++w) {
-            const float lw = mml[(w * R + r) * 2 + 1];
-            if (lw == 0.0f) continue;
-            const float wt = exp2f(mml[(w * R + r) * 2] - M);
-            L = fmaf(wt, lw, L);
-            O = fmaf(wt, mo[(w * R + r) * D + c], O);
-        }
-        const int64_t h = kvh * p.qgroup + r / p.nq, qi = r % p.nq;
-        const int64_t row = (b * p.H + h) * p.nq + qi;
-        if (p.splits == 1) {
-            dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + c * p.out.s[3], O / L);
+            dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + c * p.out.s[3], O / Lsum);
         } else {
             p.ws_o[(row * p.splits + split) * D + c] = O;
             if (c == 0) {
                 p.ws_ml[(row * p.splits + split) * 2] = M;
-                p.ws_ml[(row * p.splits + split) * 2 + 1] = L;
-            }
-        }
-    }
-}
-
-// ---- pipelined warp kernel (the default for up to 8 rows per kv head) ------------------------
-//
-// The warp kernel above waits for every tile's loads before computing it, and with tiles dealt
-// round-robin to warps it re-folds the K scale into the query on every tile. Measured on the
-// H100 it reached only ~20% of copy bandwidth. Here each warp walks a contiguous run of tiles
-// (one fold per token group) and copies tile i+1's K rows and V codes into a second shared
-// buffer with cp.async while it computes tile i; the few small per-token values (salient slot,
-// V scale/zero, the next group's K scale/zero) are prefetched one tile ahead in registers.
-
-template <int BITS, int D, int R>
-struct pipe_shape {
-    static constexpr int RB = D * BITS / 8;             // bytes per token row
-    static constexpr int KRS = RB + 16;                 // padded K row stride in shared memory
-    static constexpr int KU = RB / 16;                  // 16-byte units per K row
-    static constexpr int KW = RB / 4;                   // 32-bit words per K row
-    static constexpr int VU = 32 * RB / 16 / 32;        // 16-byte V units per lane per tile
-    static constexpr int PER_WORD = 32 / BITS;
-    static constexpr int CPL = D / 32;                  // V channels per lane
-    static constexpr int KCL = D / 32;                  // K channels per lane in the fold
-    static constexpr int STAGE = 32 * KRS + 32 * RB;    // bytes of one stage (K rows, V codes)
-    static constexpr int WARP_BYTES = 2 * STAGE + 4 * R * D + 32 * MAXVG * 4 + 32 * R * 4;
-};
-
-template <int BITS, int D, int R>
-size_t pipe_smem_bytes() {
-    using S = pipe_shape<BITS, D, R>;
-    const size_t loop = sizeof(float) * R * D + 4 * (size_t)S::WARP_BYTES;
-    const size_t merge = sizeof(float) * R * D + 4 * sizeof(float) * R * (D + 2);
-    return loop > merge ? loop : merge;
-}
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
-    const unsigned dst = (unsigned)__cvta_generic_to_shared(smem);
-    const int src_size = valid ? 16 : 0;  // 0: the 16 bytes are zero-filled, nothing is read
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_size));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
-template <int BITS, int D, int R>
-__global__ void __launch_bounds__(NT, R == 4 ? 4 : 2) decode_pipe_kernel(decode_params p) {
-    using S = pipe_shape<BITS, D, R>;
-    constexpr uint32_t MASK = (1u << BITS) - 1u;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    float *qs = reinterpret_cast<float *>(smem_raw);  // [R][D]
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    unsigned char *wbase = smem_raw + sizeof(float) * R * D + (size_t)warp * S::WARP_BYTES;
-    unsigned char *stage0 = wbase;                                                   // 2 x [K rows | V codes]
-    float *qk = reinterpret_cast<float *>(wbase + 2 * S::STAGE);                     // [R][D]
-    __half2 *vsz_s = reinterpret_cast<__half2 *>(wbase + 2 * S::STAGE + 4 * R * D);  // [32][MAXVG]
-    float *p_s = reinterpret_cast<float *>(wbase + 2 * S::STAGE + 4 * R * D + 32 * MAXVG * 4);  // [32][R]
-
-    const int split = blockIdx.x;
-    const int64_t kvh = blockIdx.y, b = blockIdx.z, pair = b * p.Hkv + kvh;
-    const int64_t n_begin = (int64_t)split * p.chunk, n_end = min(p.N, n_begin + p.chunk);
-    const int VG = (D + p.group - 1) / p.group;
-
-    for (int i = tid; i < R * D; i += NT) {
-        const int r = i / D, c = i % D;
-        float x = 0.0f;
-        if (r < p.rows) {
-            const int64_t h = kvh * p.qgroup + r / p.nq, qi = r % p.nq;
-            x = dload(p.q, b * p.q.s[0] + h * p.q.s[1] + qi * p.q.s[2] + c * p.q.s[3]) * p.qscale;
-        }
-        qs[i] = x;
-    }
-    __syncthreads();
-
-    // This warp's contiguous run of tiles.
-    const int64_t tiles = (n_end - n_begin + 31) / 32, per_warp = (tiles + 3) / 4;
-    const int64_t tile0 = min(tiles, per_warp * warp), tile1 = min(tiles, per_warp * (warp + 1));
-
-    const uint8_t *kbase = p.kcodes + pair * p.N * S::RB;
-    const uint8_t *vbase = p.vcodes + pair * p.N * S::RB;
-    const int32_t *slot = p.slot + b * p.N;
-
-    auto issue_copies = [&](int64_t t0, int stage) {
-        unsigned char *st = stage0 + stage * S::STAGE;
-        const int64_t n = t0 + lane;
-#pragma unroll
-        for (int u = 0; u < S::KU; ++u)
-            cp_async16(st + lane * S::KRS + 16 * u, n < p.N ? kbase + n * S::RB + 16 * u : kbase, n < p.N);
-#pragma unroll
-        for (int u = 0; u < S::VU; ++u) {
-            const int unit = lane + 32 * u;
-            const bool ok = t0 + unit * 16 / S::RB < p.N;
-            cp_async16(st + 32 * S::KRS + 16 * unit, ok ? vbase + t0 * S::RB + 16 * unit : vbase, ok);
-        }
-        cp_async_commit();
-    };
-    // Small per-token values, one tile ahead in registers.
-    struct small_t {
-        int32_t slot;
-        __half2 vsz[MAXVG];   // (scale, zero) of token t0 + lane, per V group
-        __half2 ksz[S::KCL];  // (scale, zero) of channels lane + 32 j for the tile's token group
-    };
-    auto load_small = [&](int64_t t0) {
-        small_t v;
-        const int64_t n = t0 + lane;
-        v.slot = -1;
-#pragma unroll
-        for (int gi = 0; gi < MAXVG; ++gi) v.vsz[gi] = __floats2half2_rn(0.0f, 0.0f);
-        if (n < p.N) {
-            const int32_t raw = __ldg(slot + n);
-            v.slot = raw < p.S ? raw : -1;  // a corrupt slot map reads no foreign memory
-#pragma unroll
-            for (int gi = 0; gi < MAXVG; ++gi)
-                if (gi < VG) {
-                    const int64_t si = (pair * p.N + n) * VG + gi;
-                    v.vsz[gi] = __halves2half2(p.vscale[si], p.vzero[si]);
-                }
-        }
-        const int64_t grp = t0 / p.group;
-#pragma unroll
-        for (int j = 0; j < S::KCL; ++j) {
-            const int64_t si = (pair * p.KG + grp) * D + lane + 32 * j;
-            v.ksz[j] = __halves2half2(p.kscale[si], p.kzero[si]);
-        }
-        return v;
-    };
-
-    float m[R], l[R], o[R][S::CPL], bias[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-        m[r] = -INFINITY, l[r] = 0.0f, bias[r] = 0.0f;
-#pragma unroll
-        for (int j = 0; j < S::CPL; ++j) o[r][j] = 0.0f;
-    }
-    int vis[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) vis[r] = (int)(p.causal ? p.N - p.nq + r % p.nq + 1 : p.N);
-    const int my_c0 = lane * S::CPL;
-    const int my_g = my_c0 / p.group;
-    int64_t group_loaded = -1;
-
-    small_t next{};
-    if (tile0 < tile1) {
-        issue_copies(n_begin + 32 * tile0, 0);
-        next = load_small(n_begin + 32 * tile0);
-    }
-    for (int64_t ti = tile0; ti < tile1; ++ti) {
-        const int64_t t0 = n_begin + 32 * ti, n = t0 + lane;
-        const int stage = (int)((ti - tile0) & 1);
-        const small_t cur = next;
-        if (ti + 1 < tile1) {
-            issue_copies(t0 + 32, stage ^ 1);
-            next = load_small(t0 + 32);
-        } else {
-            cp_async_commit();  // an empty group keeps wait_group 1 meaning "this tile's copies"
-        }
-        const int64_t grp = t0 / p.group;
-        if (grp != group_loaded) {  // fold the group's K scale into the query, its zero into a bias
-#pragma unroll
-            for (int r = 0; r < R; ++r) {
-                float part = 0.0f;
-#pragma unroll
-                for (int j = 0; j < S::KCL; ++j) {
-                    const int c = lane + 32 * j;
-                    const float q = qs[r * D + c];
-                    qk[r * D + c] = q * __low2float(cur.ksz[j]);
-                    part = fmaf(q, __high2float(cur.ksz[j]), part);
-                }
-#pragma unroll
-                for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
-                bias[r] = part;
-            }
-            group_loaded = grp;
-        }
-#pragma unroll
-        for (int gi = 0; gi < MAXVG; ++gi)
-            if (gi < VG) vsz_s[lane * MAXVG + gi] = cur.vsz[gi];
-        cp_async_wait_one();
-        __syncwarp();  // this tile's copies, qk and vsz_s visible to the whole warp
-
-        const unsigned char *st = stage0 + stage * S::STAGE;
-        const unsigned salient = __ballot_sync(0xffffffffu, cur.slot >= 0);
-        // Scores, lane = token.
-        float acc[R];
-#pragma unroll
-        for (int r = 0; r < R; ++r) acc[r] = bias[r];
-        if (cur.slot < 0) {
-            uint32_t kw[S::KW];
-#pragma unroll
-            for (int u = 0; u < S::KU; ++u) {
-                const uint4 x = *reinterpret_cast<const uint4 *>(st + lane * S::KRS + 16 * u);
-                kw[4 * u] = x.x, kw[4 * u + 1] = x.y, kw[4 * u + 2] = x.z, kw[4 * u + 3] = x.w;
-            }
-#pragma unroll
-            for (int c4 = 0; c4 < D / 4; ++c4) {
-                float f[4];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const int c = 4 * c4 + i;
-                    f[i] = code_to_float((kw[c / S::PER_WORD] >> ((c % S::PER_WORD) * BITS)) & MASK);
-                }
-#pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    const float4 qv = reinterpret_cast<const float4 *>(qk + r * D)[c4];
-                    acc[r] = fmaf(qv.x, f[0], fmaf(qv.y, f[1], fmaf(qv.z, f[2], fmaf(qv.w, f[3], acc[r]))));
-                }
-            }
-        } else {  // a salient token: its fp16 row against the unscaled query
-            const __half *row = p.sk + (pair * p.S + cur.slot) * D;
-#pragma unroll
-            for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-            for (int c = 0; c < D; ++c) {
-                const float k = __half2float(row[c]);
-#pragma unroll
-                for (int r = 0; r < R; ++r) acc[r] = fmaf(qs[r * D + c], k, acc[r]);
-            }
-        }
-        // Online softmax per row; p to shared memory for the P V step.
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-            const float sc = (n < n_end && n < vis[r]) ? acc[r] : -INFINITY;
-            float mx = sc;
-#pragma unroll
-            for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            const float m_new = fmaxf(m[r], mx);
-            float alpha = 1.0f, pr = 0.0f;
-            if (m_new != -INFINITY) {
-                pr = exp2f(sc - m_new);
-                alpha = exp2f(m[r] - m_new);
-            }
-            float sum = pr;
-#pragma unroll
-            for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-            l[r] = fmaf(l[r], alpha, sum);
-            m[r] = m_new;
-            p_s[lane * R + r] = pr;
-#pragma unroll
-            for (int j = 0; j < S::CPL; ++j) o[r][j] *= alpha;
-        }
-        __syncwarp();
-        // P V, lane = channels my_c0 ..; tokens past the end have p = 0 and zero-filled codes.
-        const unsigned char *vst = st + 32 * S::KRS;
-        const int bit0 = my_c0 * BITS;
-#pragma unroll 8
-        for (int t = 0; t < 32; ++t) {
-            float vx[S::CPL];
-            if (!((salient >> t) & 1u)) {
-                const __half2 sz = vsz_s[t * MAXVG + my_g];
-                const float vs = __low2float(sz), vz = __high2float(sz);
-                uint32_t bits_;
-                if constexpr (S::CPL * BITS >= 8) {
-                    constexpr int NB = S::CPL * BITS / 8;
-                    const unsigned char *src = vst + t * S::RB + bit0 / 8;
-                    if constexpr (NB == 4) bits_ = *reinterpret_cast<const uint32_t *>(src);
-                    else if constexpr (NB == 2) bits_ = *reinterpret_cast<const uint16_t *>(src);
-                    else bits_ = *src;
-                } else {
-                    bits_ = (uint32_t)(vst[t * S::RB + bit0 / 8] >> (bit0 % 8));
-                }
-#pragma unroll
-                for (int j = 0; j < S::CPL; ++j) vx[j] = fmaf(code_to_float((bits_ >> (j * BITS)) & MASK), vs, vz);
-            } else {
-                const int32_t st_slot = __shfl_sync(0xffffffffu, cur.slot, t);
-                const __half *row = p.sv + (pair * p.S + st_slot) * D + my_c0;
-#pragma unroll
-                for (int j = 0; j < S::CPL; ++j) vx[j] = __half2float(row[j]);
-            }
-            float pt[R];
-            if constexpr (R % 4 == 0) {
-#pragma unroll
-                for (int r4 = 0; r4 < R / 4; ++r4) {
-                    const float4 x = reinterpret_cast<const float4 *>(p_s + t * R)[r4];
-                    pt[4 * r4] = x.x, pt[4 * r4 + 1] = x.y, pt[4 * r4 + 2] = x.z, pt[4 * r4 + 3] = x.w;
-                }
-            } else {
-#pragma unroll
-                for (int r = 0; r < R; ++r) pt[r] = p_s[t * R + r];
-            }
-#pragma unroll
-            for (int r = 0; r < R; ++r)
-#pragma unroll
-                for (int j = 0; j < S::CPL; ++j) o[r][j] = fmaf(pt[r], vx[j], o[r][j]);
-        }
-        __syncwarp();  // done with this stage, qk, vsz_s and p_s before the next tile reuses them
-    }
-
-    // Merge the four warps: [warp][R][D] outputs and [warp][R] (max, sum).
-    __syncthreads();
-    float *mo = reinterpret_cast<float *>(smem_raw + sizeof(float) * R * D);  // [4][R][D]
-    float *mml = mo + 4 * R * D;                                             // [4][R][2]
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-        for (int j = 0; j < S::CPL; ++j) mo[(warp * R + r) * D + my_c0 + j] = o[r][j];
-        if (lane == 0) mml[(warp * R + r) * 2] = m[r], mml[(warp * R + r) * 2 + 1] = l[r];
-    }
-    __syncthreads();
-    for (int i = tid; i < R * D; i += NT) {
-        const int r = i / D, c = i % D;
-        if (r >= p.rows) continue;
-        float M = -INFINITY;
-#pragma unroll
-        for (int w = 0; w < 4; ++w) M = fmaxf(M, mml[(w * R + r) * 2]);
-        float L = 0.0f, O = 0.0f;
-#pragma unroll
-        for (int w = 0; w < 4; ++w) {
-            const float lw = mml[(w * R + r) * 2 + 1];
-            if (lw == 0.0f) continue;
-            const float wt = exp2f(mml[(w * R + r) * 2] - M);
-            L = fmaf(wt, lw, L);
-            O = fmaf(wt, mo[(w * R + r) * D + c], O);
-        }
-        const int64_t h = kvh * p.qgroup + r / p.nq, qi = r % p.nq;
-        const int64_t row = (b * p.H + h) * p.nq + qi;
-        if (p.splits == 1) {
-            dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + c * p.out.s[3], O / L);
-        } else {
-            p.ws_o[(row * p.splits + split) * D + c] = O;
-            if (c == 0) {
-                p.ws_ml[(row * p.splits + split) * 2] = M;
-                p.ws_ml[(row * p.splits + split) * 2 + 1] = L;
+                p.ws_ml[(row * p.splits + split) * 2 + 1] = Lsum;
             }
         }
     }
@@ -859,13 +491,22 @@ __global__ void combine_kernel(decode_params p) {
     dstore(p.out, b * p.out.s[0] + h * p.out.s[1] + qi * p.out.s[2] + c * p.out.s[3], o / L);
 }
 
+// Blocks of one launch that fit on the device at once.
 template <int BITS, int D, int RT>
-heed_status launch(decode_params p, int64_t B, int64_t Hkv) {
+heed_status resident_blocks(int device, int *blocks) {
     const size_t smem = smem_bytes<BITS, D, RT>();
     HEED_CUDA_CHECK(cudaFuncSetAttribute(decode_kernel<BITS, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    int per_sm = 0, sms = 0;
+    HEED_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<BITS, D, RT>, NT, smem));
+    HEED_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    *blocks = std::max(1, per_sm) * sms;
+    return HEED_OK;
+}
+
+template <int BITS, int D, int RT>
+heed_status launch(decode_params p, int64_t B, int64_t Hkv) {
     const int row_tiles = (p.rows + RT - 1) / RT;
-    dim3 grid((unsigned)p.splits, (unsigned)(Hkv * row_tiles), (unsigned)B);
-    decode_kernel<BITS, D, RT><<<grid, NT, smem>>>(p);
+    decode_kernel<BITS, D, RT><<<dim3((unsigned)p.splits, (unsigned)(Hkv * row_tiles), (unsigned)B), NT, smem_bytes<BITS, D, RT>()>>>(p);
     HEED_CUDA_CHECK_LAUNCH("decode_kernel");
     if (p.splits > 1) {
         combine_kernel<D><<<(unsigned)(B * p.H * p.nq), D>>>(p);
@@ -874,65 +515,30 @@ heed_status launch(decode_params p, int64_t B, int64_t Hkv) {
     return HEED_OK;
 }
 
-template <int BITS, int D>
-heed_status launch_rows(const decode_params &p, int64_t B, int64_t Hkv) {
-    return p.rows <= 8 ? launch<BITS, D, 8>(p, B, Hkv) : launch<BITS, D, 32>(p, B, Hkv);
+// The kernel instance for a shape: Op::run<BITS, D, RT>() is called with the right constants.
+struct occupancy_op {
+    int device;
+    int *blocks;
+    template <int BITS, int D, int RT>
+    heed_status run() const { return resident_blocks<BITS, D, RT>(device, blocks); }
+};
+struct launch_op {
+    const decode_params *p;
+    int64_t B, Hkv;
+    template <int BITS, int D, int RT>
+    heed_status run() const { return launch<BITS, D, RT>(*p, B, Hkv); }
+};
+template <typename Op, int BITS, int D>
+heed_status by_rows(const Op &op, int rows) {
+    return rows <= 8 ? op.template run<BITS, D, 8>() : op.template run<BITS, D, 16>();
 }
-
-template <int D>
-heed_status launch_bits(const decode_params &p, int bits, int64_t B, int64_t Hkv) {
-    return bits == 8 ? launch_rows<8, D>(p, B, Hkv) : bits == 4 ? launch_rows<4, D>(p, B, Hkv) : launch_rows<2, D>(p, B, Hkv);
+template <typename Op, int BITS>
+heed_status by_dim(const Op &op, int64_t d, int rows) {
+    return d == 64 ? by_rows<Op, BITS, 64>(op, rows) : by_rows<Op, BITS, 128>(op, rows);
 }
-
-template <int BITS, int D, int R>
-heed_status launch_warp(decode_params p, int64_t B, int64_t Hkv) {
-    const size_t smem = warp_smem_bytes<BITS, D, R>();
-    HEED_CUDA_CHECK(cudaFuncSetAttribute(decode_warp_kernel<BITS, D, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    decode_warp_kernel<BITS, D, R><<<dim3((unsigned)p.splits, (unsigned)Hkv, (unsigned)B), NT, smem>>>(p);
-    HEED_CUDA_CHECK_LAUNCH("decode_warp_kernel");
-    if (p.splits > 1) {
-        combine_kernel<D><<<(unsigned)(B * p.H * p.nq), D>>>(p);
-        HEED_CUDA_CHECK_LAUNCH("combine_kernel");
-    }
-    return HEED_OK;
-}
-
-template <int D>
-heed_status launch_warp_bits(const decode_params &p, int bits, int64_t B, int64_t Hkv) {
-    if (p.rows <= 4)
-        return bits == 8 ? launch_warp<8, D, 4>(p, B, Hkv) : bits == 4 ? launch_warp<4, D, 4>(p, B, Hkv) : launch_warp<2, D, 4>(p, B, Hkv);
-    return bits == 8 ? launch_warp<8, D, 8>(p, B, Hkv) : bits == 4 ? launch_warp<4, D, 8>(p, B, Hkv) : launch_warp<2, D, 8>(p, B, Hkv);
-}
-
-template <int BITS, int D, int R>
-heed_status launch_pipe(decode_params p, int64_t B, int64_t Hkv) {
-    const size_t smem = pipe_smem_bytes<BITS, D, R>();
-    HEED_CUDA_CHECK(cudaFuncSetAttribute(decode_pipe_kernel<BITS, D, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    decode_pipe_kernel<BITS, D, R><<<dim3((unsigned)p.splits, (unsigned)Hkv, (unsigned)B), NT, smem>>>(p);
-    HEED_CUDA_CHECK_LAUNCH("decode_pipe_kernel");
-    if (p.splits > 1) {
-        combine_kernel<D><<<(unsigned)(B * p.H * p.nq), D>>>(p);
-        HEED_CUDA_CHECK_LAUNCH("combine_kernel");
-    }
-    return HEED_OK;
-}
-
-template <int D>
-heed_status launch_pipe_bits(const decode_params &p, int bits, int64_t B, int64_t Hkv) {
-    if (p.rows <= 4)
-        return bits == 8 ? launch_pipe<8, D, 4>(p, B, Hkv) : bits == 4 ? launch_pipe<4, D, 4>(p, B, Hkv) : launch_pipe<2, D, 4>(p, B, Hkv);
-    return bits == 8 ? launch_pipe<8, D, 8>(p, B, Hkv) : bits == 4 ? launch_pipe<4, D, 8>(p, B, Hkv) : launch_pipe<2, D, 8>(p, B, Hkv);
-}
-
-// Which kernel: "pipe" (default) or "warp" for up to 8 rows per kv head, "smem" for any rows
-// (HEED_QDECODE_KERNEL; the others are kept to compare against and as fallbacks).
-enum class decode_kernel_kind { pipe, warp, smem };
-decode_kernel_kind pick_kernel(int rows) {
-    if (rows > 8) return decode_kernel_kind::smem;
-    const char *env = std::getenv("HEED_QDECODE_KERNEL");
-    if (env && std::strcmp(env, "smem") == 0) return decode_kernel_kind::smem;
-    if (env && std::strcmp(env, "warp") == 0) return decode_kernel_kind::warp;
-    return decode_kernel_kind::pipe;
+template <typename Op>
+heed_status dispatch(const Op &op, int bits, int64_t d, int rows) {
+    return bits == 8 ? by_dim<Op, 8>(op, d, rows) : bits == 4 ? by_dim<Op, 4>(op, d, rows) : by_dim<Op, 2>(op, d, rows);
 }
 
 }  // namespace
@@ -942,9 +548,10 @@ heed_status quant_decode_cuda(const decode_args &a, int device) {
     HEED_CUDA_CHECK(scope.err);
     const quant_dims &D = a.dims;
     const heed_quant_kv &c = *a.cache;
-    if (reinterpret_cast<uintptr_t>(c.k_codes.data) % 16 != 0 || reinterpret_cast<uintptr_t>(c.v_codes.data) % 16 != 0)
-        return fail(HEED_ERR_UNSUPPORTED, "cache.k_codes/v_codes: the CUDA decode needs 16-byte aligned code buffers");
-    if (D.B > 65535 || D.Hkv * 4 > 65535) return fail(HEED_ERR_UNSUPPORTED, "q: too many batch items or heads for the CUDA decode");
+    const auto misaligned = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 != 0; };
+    if (misaligned(c.k_codes.data) || misaligned(c.v_codes.data) || misaligned(c.k_scale.data) || misaligned(c.k_zero.data) ||
+        misaligned(c.v_scale.data) || misaligned(c.v_zero.data) || reinterpret_cast<uintptr_t>(c.salient_slot.data) % 4 != 0)
+        return fail(HEED_ERR_UNSUPPORTED, "cache: the CUDA decode needs 16-byte aligned code and scale buffers (and a 4-byte aligned slot map)");
     decode_params p{};
     p.q = make_view(a.q), p.out = make_view(a.out);
     p.kcodes = static_cast<const uint8_t *>(c.k_codes.data), p.vcodes = static_cast<const uint8_t *>(c.v_codes.data);
@@ -953,31 +560,25 @@ heed_status quant_decode_cuda(const decode_args &a, int device) {
     p.sk = static_cast<const __half *>(c.salient_k.data), p.sv = static_cast<const __half *>(c.salient_v.data);
     p.slot = static_cast<const int32_t *>(c.salient_slot.data);
     p.H = a.H, p.Hkv = D.Hkv, p.N = D.N, p.S = D.S, p.KG = D.k_groups(), p.nq = a.nq;
-    p.group = D.group, p.qgroup = (int)(a.H / D.Hkv), p.rows = (int)(p.qgroup * a.nq), p.causal = a.causal;
+    p.group = D.group, p.group_log2 = D.group == 32 ? 5 : D.group == 64 ? 6 : 7, p.qgroup = (int)(a.H / D.Hkv), p.rows = (int)(p.qgroup * a.nq), p.causal = a.causal;
     p.qscale = a.scale * kLog2e;
-    const decode_kernel_kind kind = pick_kernel(p.rows);
-    const int RT = p.rows <= 8 ? 8 : 32;
-    const int64_t row_tiles = kind != decode_kernel_kind::smem ? 1 : (p.rows + RT - 1) / RT;
-    if (D.Hkv * row_tiles > 65535) return fail(HEED_ERR_UNSUPPORTED, "q: too many query rows per kv head for the CUDA decode");
+    p.vscale_bytes = D.B * D.Hkv * D.N * D.v_groups() * 2;
+    const int RT = p.rows <= 8 ? 8 : 16;
+    const int64_t row_tiles = (p.rows + RT - 1) / RT;
+    if (D.B > 65535 || D.Hkv * row_tiles > 65535) return fail(HEED_ERR_UNSUPPORTED, "q: too many batch items or query rows for the CUDA decode");
 
-    // Splits: enough blocks to fill the device several times over, each at least one tile.
-    const int64_t tiles = (D.N + TT - 1) / TT;
-    int64_t splits = a.num_splits;
-    if (splits <= 0) {
-        int sms = 0;
-        HEED_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-        const int64_t base = D.B * D.Hkv * row_tiles;
-        if (kind == decode_kernel_kind::pipe) {
-            // One full wave: as many blocks as fit at once (4 per SM for <= 4 rows, else 2), not
-            // more, so no second, mostly empty wave.
-            const int64_t resident = (int64_t)sms * (p.rows <= 4 ? 4 : 2);
-            splits = std::max<int64_t>(1, resident / base);
-        } else {
-            splits = (4 * (int64_t)sms + base - 1) / base;
-        }
-    }
-    splits = std::max<int64_t>(1, std::min(splits, tiles));
-    p.chunk = ((tiles + splits - 1) / splits) * TT;  // a multiple of the tile, so tiles align with groups
+    // Splits: one full wave of resident blocks, not more (a second, mostly empty wave costs more
+    // than it gives); each split at least one tile per warp.
+    int resident = 0;
+    heed_status s = dispatch(occupancy_op{device, &resident}, D.bits, D.d, p.rows);
+    if (s != HEED_OK) return s;
+    const int64_t unit = (int64_t)WARPS * TOK;
+    const int64_t units = (D.N + unit - 1) / unit;
+    int64_t splits = a.num_splits > 0 ? a.num_splits : std::max<int64_t>(1, resident / (D.B * D.Hkv * row_tiles));
+    splits = std::max<int64_t>(1, std::min(splits, units));
+    // A split is a whole number of warp tiles per warp, so a tile never straddles a K group
+    // (groups are 32, 64 or 128 tokens and tiles start at multiples of 16).
+    p.chunk = ((units + splits - 1) / splits) * unit;
     p.splits = (int)((D.N + p.chunk - 1) / p.chunk);
 
     void *ws = nullptr;
@@ -988,13 +589,7 @@ heed_status quant_decode_cuda(const decode_args &a, int device) {
         p.ws_o = static_cast<float *>(ws);
         p.ws_ml = p.ws_o + rows_total * p.splits * D.d;
     }
-    heed_status s;
-    if (kind == decode_kernel_kind::pipe)
-        s = D.d == 64 ? launch_pipe_bits<64>(p, D.bits, D.B, D.Hkv) : launch_pipe_bits<128>(p, D.bits, D.B, D.Hkv);
-    else if (kind == decode_kernel_kind::warp)
-        s = D.d == 64 ? launch_warp_bits<64>(p, D.bits, D.B, D.Hkv) : launch_warp_bits<128>(p, D.bits, D.B, D.Hkv);
-    else
-        s = D.d == 64 ? launch_bits<64>(p, D.bits, D.B, D.Hkv) : launch_bits<128>(p, D.bits, D.B, D.Hkv);
+    s = dispatch(launch_op{&p, D.B, D.Hkv}, D.bits, D.d, p.rows);
     if (ws) {
         cudaError_t err = cudaFreeAsync(ws, 0);
         if (s == HEED_OK && err != cudaSuccess) return cuda_status(err, "cudaFreeAsync");

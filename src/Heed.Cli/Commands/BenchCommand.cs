@@ -161,15 +161,27 @@ internal static class BenchCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the random order", DefaultValueFactory = _ => 1 };
         var contextSize = new Option<int>("--context") { Description = "Context tokens (0: the model's)", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Also print the figures as JSON" };
+        var latencySizes = new Option<string>("--latency-sizes")
+        {
+            Description = "Candidate list sizes for the latency table (full ICR, block ICR, listwise, BM25)", DefaultValueFactory = _ => "20,100",
+        };
+        var latencyCases = new Option<int>("--latency-cases") { Description = "Questions per latency size (0: no latency table)", DefaultValueFactory = _ => 5 };
         var command = new Command("rerank",
             "Re-ranking on held-out documentation passages with hand-written paraphrased questions and BM25-mined hard negatives: " +
             "ICR (both conventions), BM25, dense embeddings, listwise generation and random, nDCG@10 and top-1")
         {
-            model, split, data, cases, passages, seed, contextSize, gpuLayers, json,
+            model, split, data, cases, passages, seed, contextSize, gpuLayers, json, latencySizes, latencyCases,
         };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
+            int[] sizes = ParseList(parse.GetValue(latencySizes)!, s => int.Parse(s, CultureInfo.InvariantCulture), "--latency-sizes");
+            if (sizes.Any(s => s is < 2 or > 253) || parse.GetValue(latencyCases) < 0)
+            {
+                throw new ArgumentException("--latency-sizes must be between 2 and 253 documents and --latency-cases 0 or more.");
+            }
+            string loadBefore = LoadAverage();
             IReadOnlyList<HeldOutData.RerankCase> set = HeldOutData.Open(parse.GetValue(data), parse.GetValue(split)!).LoadRerankCases();
+            IReadOnlyList<HeldOutData.RerankCase> all = set;
             int fewest = set.Min(c => c.Passages.Count);
             int p = parse.GetValue(passages) == 0 ? fewest : parse.GetValue(passages);
             if (p < 2 || p > fewest)
@@ -204,6 +216,27 @@ internal static class BenchCommand
             AnsiConsole.MarkupLine($"{n} held-out questions ({parse.GetValue(split)} split) x {p} passages, {Markup.Escape(ModelLabel(m))}, context {context}, " +
                                    $"{Device(parse.GetValue(gpuLayers))}");
             AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"block ICR: caching each question's passages beforehand took {bench.BlockCacheMilliseconds / n:F1} ms / question " +
+                                   "(not in its ms / question). Neither model was trained with block attention.");
+            if (parse.GetValue(latencyCases) > 0)
+            {
+                var latencySet = all.Take(parse.GetValue(latencyCases)).Select(c => (c.Query, c.Passages, c.Relevant)).ToList();
+                IReadOnlyList<RerankBench.LatencyRow> rows = await bench.LatencyAsync(latencySet,
+                    all.SelectMany(c => c.Passages).Distinct().ToArray(), sizes, ct);
+                var latency = new Table().AddColumn("documents").AddColumn("method").AddColumn("ms / query").AddColumn("speed-up vs full ICR")
+                    .AddColumn("nDCG@10").AddColumn("top-1").AddColumn("cache build ms / query (apart)");
+                foreach (RerankBench.LatencyRow r in rows)
+                {
+                    double full = rows.Single(x => x.Documents == r.Documents && x.Method == RerankBench.Icr).MsPerQuery;
+                    latency.AddRow(r.Documents.ToString(CultureInfo.InvariantCulture), Markup.Escape(r.Method), r.MsPerQuery.ToString("F1"),
+                        $"{full / r.MsPerQuery:F2}x", r.Ndcg10.ToString("F3"), $"{100 * r.Top1:F0}%", r.CacheMsPerQuery > 0 ? r.CacheMsPerQuery.ToString("F1") : "-");
+                }
+                AnsiConsole.MarkupLine($"latency: {latencySet.Count} questions of the {parse.GetValue(split)} split per size, each question's passages then " +
+                                       $"other questions' passages; full and block ICR in windows of {context} tokens, merged the same way; listwise in " +
+                                       "sliding windows of 20, step 10");
+                AnsiConsole.Write(latency);
+            }
+            AnsiConsole.MarkupLine($"{Environment.ProcessorCount} cores; load average (1, 5, 15 min) before {loadBefore}, after {LoadAverage()}");
             if (parse.GetValue(json))
             {
                 var byPeer = new JsonObject();

@@ -8,7 +8,8 @@ namespace Heed.Attention;
 /// and the fused aggregation over them: how much attention query tokens pay to each key token.
 /// Owns its context (the capture hook is part of the context), made by any
 /// <see cref="IInferenceEngine"/>: Heed's <see cref="LlamaModel"/> or another runtime's model.
-/// One sequence, one caller at a time.
+/// One caller at a time; rows are kept for one sequence at a time (decodes into other sequences, as
+/// block ICR makes, go through <see cref="EvaluateAt"/> and their key rows through <see cref="GetKeys"/>).
 /// </summary>
 public sealed unsafe class AttentionCapture : IDisposable
 {
@@ -18,6 +19,7 @@ public sealed unsafe class AttentionCapture : IDisposable
 
     private readonly SafeHeedCaptureHandle _session;
     private readonly int[] _layers;
+    private readonly bool _halfPrecision;
     private bool _verified;
 
     /// <summary>Creates a capture over a new context of <paramref name="model"/>.</summary>
@@ -67,6 +69,7 @@ public sealed unsafe class AttentionCapture : IDisposable
             throw new ArgumentException("The reference softmax exists only with flash attention off (FlashAttention = Disabled).", nameof(options));
         }
         Model = model;
+        _halfPrecision = options.StoreHalfPrecision;
         LlamaBackend.EnsureInitialized();
         HeedCaptureNative.Options native;
         fixed (int* p = _layers)
@@ -87,7 +90,6 @@ public sealed unsafe class AttentionCapture : IDisposable
             contextOptions ??= new LlamaContextOptions();
             Context = model.CreateContext(contextOptions with
             {
-                SequenceCount = 1,
                 EvalCallback = (HeedCaptureNative.heed_capture_eval_callback(), _session.DangerousGetHandle()),
             });
         }
@@ -139,6 +141,60 @@ public sealed unsafe class AttentionCapture : IDisposable
             _verified = true;
         }
     }
+
+    /// <summary>
+    /// Decodes tokens into <paramref name="sequence"/> starting at <paramref name="position"/> (at or after the
+    /// sequence's next position), keeping their rows as <see cref="Evaluate"/> does. Rows are stored by position,
+    /// not by sequence: keep one sequence's rows in the capture at a time.
+    /// </summary>
+    public void EvaluateAt(ReadOnlySpan<int> tokens, int sequence, int position, bool keepQueries, bool keepKeys,
+        CancellationToken cancellationToken = default)
+    {
+        HeedError.ThrowIfFailed(HeedCaptureNative.heed_capture_begin(_session, position, keepQueries ? 1 : 0, keepKeys ? 1 : 0), "heed_capture_begin");
+        try
+        {
+            Context.EvaluateAt(tokens, sequence, position, cancellationToken);
+        }
+        catch
+        {
+            HeedCaptureNative.heed_capture_drop(_session, position, position + tokens.Length);
+            throw;
+        }
+    }
+
+    /// <summary>A layer's key rows at positions [start, end) as stored (end -1: to the end), to put back with <see cref="PutKeys"/>.</summary>
+    public KeyRows GetKeys(int layer, int start, int end = -1)
+    {
+        Stats stats = GetStats(layer);
+        HeedError.ThrowIfFailed(HeedCaptureNative.heed_capture_get_keys(_session, layer, start, end, null, null, 0, out int n), "heed_capture_get_keys");
+        byte[] data = new byte[n * stats.KvHeads * stats.HeadSize * (_halfPrecision ? 2 : 4)];
+        int[] positions = new int[n];
+        fixed (byte* d = data)
+        fixed (int* p = positions)
+        {
+            HeedError.ThrowIfFailed(HeedCaptureNative.heed_capture_get_keys(_session, layer, start, end, d, p, n, out n), "heed_capture_get_keys");
+        }
+        return new KeyRows(data, positions, stats.KvHeads, stats.HeadSize, _halfPrecision);
+    }
+
+    /// <summary>Appends key rows of a layer (positions above every key row it holds), as if their tokens had been decoded.</summary>
+    public void PutKeys(int layer, KeyRows rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.HalfPrecision != _halfPrecision || rows.Data.Length != rows.Positions.Length * rows.KvHeads * rows.HeadSize * (_halfPrecision ? 2 : 4))
+        {
+            throw new ArgumentException("These key rows do not match this capture's storage (precision or size).", nameof(rows));
+        }
+        fixed (byte* d = rows.Data)
+        fixed (int* p = rows.Positions)
+        {
+            HeedError.ThrowIfFailed(HeedCaptureNative.heed_capture_put_keys(_session, layer, d, p, rows.Positions.Length,
+                _halfPrecision ? 1 : 0, rows.KvHeads, rows.HeadSize), "heed_capture_put_keys");
+        }
+    }
+
+    /// <summary>Key rows of one layer: <c>Positions.Length</c> rows of KvHeads × HeadSize values (f16 or f32).</summary>
+    public sealed record KeyRows(byte[] Data, int[] Positions, int KvHeads, int HeadSize, bool HalfPrecision);
 
     /// <summary>Removes positions [start, end) from the context's cache and from the capture (end -1: to the end).</summary>
     public void RemoveTokens(int start, int end = -1)

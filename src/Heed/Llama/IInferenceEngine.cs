@@ -31,7 +31,7 @@ public interface IInferenceEngine
     string? GgmlLibrary { get; }
 
     /// <summary>
-    /// A context with one sequence. Sizes, threads, flash attention and cache types come from
+    /// A context with <see cref="LlamaContextOptions.SequenceCount"/> sequences (one by default). Sizes, threads, flash attention and cache types come from
     /// <paramref name="options"/>; its <see cref="LlamaContextOptions.EvalCallback"/> is installed as llama.cpp's cb_eval.
     /// </summary>
     IInferenceContext CreateContext(LlamaContextOptions options);
@@ -52,8 +52,34 @@ public interface IInferenceContext : IDisposable
     /// <summary>Removes positions [start, end) from the cache (end -1: to the end).</summary>
     void RemoveTokens(int start, int end);
 
-    /// <summary>Empties the cache.</summary>
+    /// <summary>Empties the cache (every sequence).</summary>
     void Clear();
+
+    // Sequence operations (block ICR): sequence ids are in [0, SequenceCount); the calls above work on sequence 0.
+
+    /// <summary>Independent sequences the cache holds (<see cref="LlamaContextOptions.SequenceCount"/>).</summary>
+    int SequenceCount { get; }
+
+    /// <summary>The position the next token of a sequence takes (0 when it is empty).</summary>
+    int NextPosition(int sequence);
+
+    /// <summary>Decodes tokens into a sequence from <paramref name="position"/> on (at or after its next position).</summary>
+    void EvaluateAt(ReadOnlySpan<int> tokens, int sequence, int position, CancellationToken cancellationToken);
+
+    /// <summary>Removes positions [start, end) of a sequence (end -1: to the end).</summary>
+    void RemoveTokens(int sequence, int start, int end);
+
+    /// <summary>Makes positions [start, end) of <paramref name="source"/> also belong to <paramref name="destination"/> (end -1: to the end).</summary>
+    void CopySequence(int source, int destination, int start, int end);
+
+    /// <summary>Adds <paramref name="delta"/> to positions [start, end) of a sequence; llama.cpp re-rotates their keys (K-shift) before the next decode.</summary>
+    void ShiftPositions(int sequence, int start, int end, int delta);
+
+    /// <summary>One sequence's cache (its cells' positions, keys and values) as bytes.</summary>
+    byte[] SaveSequenceState(int sequence);
+
+    /// <summary>Replaces a sequence's cache with bytes from <see cref="SaveSequenceState"/> of a context over the same model.</summary>
+    void LoadSequenceState(byte[] state, int sequence);
 
     /// <summary>Streams the continuation of a prompt from an empty cache (see <see cref="LlamaContext.GenerateAsync"/>).</summary>
     IAsyncEnumerable<string> GenerateAsync(string prompt, GenerationOptions? options, CancellationToken cancellationToken);

@@ -34,6 +34,7 @@ public sealed unsafe class LlamaContext : IInferenceContext
         p.n_batch = (uint)options.BatchSize;
         p.n_ubatch = (uint)options.MicroBatchSize;
         p.n_seq_max = (uint)options.SequenceCount;
+        p.kv_unified = options.UnifiedKvCache;
         p.n_threads = p.n_threads_batch = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
         p.flash_attn_type = (int)options.FlashAttention;
         p.embeddings = options.Embeddings;
@@ -94,7 +95,26 @@ public sealed unsafe class LlamaContext : IInferenceContext
         EvaluateCore(tokens, sequence, allLogits);
     }
 
-    private void EvaluateCore(ReadOnlySpan<int> tokens, int sequence, bool allLogits)
+    /// <summary>
+    /// Runs tokens through the model into a sequence at an explicit first position, which may leave
+    /// a gap after the sequence's last token but not go back before it (block ICR places a document
+    /// at the position it takes in a prompt, after a shared prefix).
+    /// </summary>
+    /// <exception cref="ArgumentException">No tokens, a bad id, a position before the sequence's end, or past the context.</exception>
+    public void EvaluateAt(ReadOnlySpan<int> tokens, int sequence, int position, CancellationToken cancellationToken = default)
+    {
+        ValidateSequence(sequence);
+        int next = NextPositionUnchecked(sequence);
+        if (position < next)
+        {
+            throw new ArgumentOutOfRangeException(nameof(position), position,
+                $"Sequence {sequence} already holds positions up to {next - 1}; decode at {next} or later, or remove tokens first.");
+        }
+        using var _ = Enter(cancellationToken);
+        EvaluateCore(tokens, sequence, false, position);
+    }
+
+    private void EvaluateCore(ReadOnlySpan<int> tokens, int sequence, bool allLogits, int position = -1)
     {
         if (tokens.IsEmpty)
         {
@@ -102,7 +122,7 @@ public sealed unsafe class LlamaContext : IInferenceContext
         }
         ValidateSequence(sequence);
         _model.Tokenizer.ValidateTokens(tokens);
-        int start = LlamaNative.llama_memory_seq_pos_max(Memory, sequence) + 1;
+        int start = position >= 0 ? position : LlamaNative.llama_memory_seq_pos_max(Memory, sequence) + 1;
         if (start + tokens.Length > ContextSize)
         {
             throw new ArgumentException(
@@ -176,6 +196,8 @@ public sealed unsafe class LlamaContext : IInferenceContext
     void IInferenceContext.Evaluate(ReadOnlySpan<int> tokens, CancellationToken cancellationToken) => Evaluate(tokens, 0, false, cancellationToken);
 
     void IInferenceContext.RemoveTokens(int start, int end) => RemoveTokens(0, start, end);
+
+    int IInferenceContext.SequenceCount => Options.SequenceCount;
 
     /// <summary>Number of logit rows the last evaluated chunk produced (for <see cref="GetLogits"/>).</summary>
     public int LastBatchOutputs { get; private set; }

@@ -18,6 +18,13 @@ public sealed record LlamaContextOptions
     /// <summary>Independent sequences that share the cache.</summary>
     public int SequenceCount { get; init; } = 1;
 
+    /// <summary>
+    /// One KV cache shared by all sequences (llama.cpp kv_unified): every sequence may use the whole
+    /// <see cref="ContextSize"/>, and copying a sequence shares its cells instead of copying them.
+    /// Off: each of the <see cref="SequenceCount"/> sequences gets ContextSize / SequenceCount cells.
+    /// </summary>
+    public bool UnifiedKvCache { get; init; }
+
     /// <summary>Flash attention in llama.cpp.</summary>
     public FlashAttentionMode FlashAttention { get; init; } = FlashAttentionMode.Auto;
 

@@ -71,18 +71,15 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
     public async Task<IReadOnlyList<RankedDocument>> RerankAsync(string query, IReadOnlyList<string> documents, int? topK = null,
         CancellationToken cancellationToken = default)
     {
-        Validate(query, documents, topK);
+        ValidateInput(query, documents, topK);
+
         RerankPrompt prompt = RerankPrompt.Build(_model, _options, query, ContextSize);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            double[] scores = await Task.Run(() => Score(prompt, documents, Enumerable.Range(0, documents.Count).ToArray(), cancellationToken),
-                cancellationToken).ConfigureAwait(false);
-            IEnumerable<RankedDocument> ranked = scores
-                .Select((score, index) => new RankedDocument(index, documents[index], score))
-                .OrderByDescending(d => d.Score)
-                .ThenBy(d => d.Index);
-            return (topK is { } k ? ranked.Take(k) : ranked).ToList();
+            double[] scores = await Task.Run(() => Score(prompt, documents, Enumerable.Range(0, documents.Count).ToArray(),
+                window => ScoreWindow(prompt, window, cancellationToken), cancellationToken), cancellationToken).ConfigureAwait(false);
+            return Ranked(documents, scores, topK);
         }
         finally
         {
@@ -90,8 +87,112 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
         }
     }
 
-    // The checks every reranking call makes before it waits or touches the model.
-    internal static void Validate(string query, IReadOnlyList<string> documents, int? topK)
+    // Scores documents[indices] (result in the order of indices). One window: its calibrated
+    // scores. Several windows: their scores are not on one scale (a document's score depends on
+    // what shares its window), so the best of every window, taken in turns by rank as long as
+    // they fit, are scored again together in one window (recursively, if even the best of each
+    // do not fit). Everything else follows them, shifted by the change its window's finalists saw.
+    internal static double[] Score(RerankPrompt prompt, IReadOnlyList<string> documents, int[] indices,
+        Func<RerankPrompt.Window, double[]> scoreWindow, CancellationToken cancellationToken)
+    {
+        List<RerankPrompt.Window> windows = prompt.Pack(documents, indices);
+        var scoreOf = new Dictionary<int, double>();
+        foreach (RerankPrompt.Window window in windows)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            double[] windowScores = scoreWindow(window);
+            for (int i = 0; i < window.Documents.Count; i++)
+            {
+                scoreOf[window.Documents[i].Index] = windowScores[i];
+            }
+        }
+        if (windows.Count > 1)
+        {
+            MergeWindows(prompt, documents, windows, scoreOf, scoreWindow, cancellationToken);
+        }
+        return indices.Select(i => scoreOf[i]).ToArray();
+    }
+
+    private static void MergeWindows(RerankPrompt prompt, IReadOnlyList<string> documents, List<RerankPrompt.Window> windows,
+        Dictionary<int, double> scoreOf, Func<RerankPrompt.Window, double[]> scoreWindow, CancellationToken cancellationToken)
+    {
+        int[][] byRank = windows
+            .Select(w => w.Documents.Select(d => d.Index).OrderByDescending(i => scoreOf[i]).ThenBy(i => i).ToArray())
+            .ToArray();
+        int[] inTurns = Enumerable.Range(0, byRank.Max(w => w.Length))
+            .SelectMany(rank => byRank.Where(w => rank < w.Length).Select(w => w[rank]))
+            .ToArray();
+        int[] finalists = prompt.PackOne(documents, inTurns).Documents.Select(d => d.Index).ToArray();
+        if (finalists.Length < windows.Count)
+        {
+            finalists = byRank.Select(w => w[0]).ToArray();
+            if (finalists.Length == inTurns.Length)
+            {
+                return; // every document fills a window alone: there is nothing to score side by side
+            }
+        }
+
+        double[] finalScores = Score(prompt, documents, finalists, scoreWindow, cancellationToken);
+        var finalScoreOf = finalists.Zip(finalScores).ToDictionary(p => p.First, p => p.Second);
+        double belowFinalists = Math.BitDecrement(finalScores.Min());
+        foreach (int[] window in byRank)
+        {
+            int[] anchors = window.Where(finalScoreOf.ContainsKey).ToArray();
+            double shift = anchors.Average(i => finalScoreOf[i] - scoreOf[i]);
+            foreach (int i in window)
+            {
+                scoreOf[i] = finalScoreOf.TryGetValue(i, out double final) ? final : Math.Min(scoreOf[i] + shift, belowFinalists);
+            }
+        }
+    }
+
+    private double[] ScoreWindow(RerankPrompt prompt, RerankPrompt.Window window, CancellationToken cancellationToken)
+    {
+        _capture.Clear();
+        _capture.Evaluate(window.Tokens, keepQueries: false, keepKeys: true, cancellationToken);
+        int tailStart = _capture.NextPosition;
+        double[] calibration = TailAttention(_capture, _options, prompt.Calibration, tailStart, cancellationToken);
+        _capture.RemoveTokens(tailStart);
+        double[] attention = TailAttention(_capture, _options, prompt.Query, tailStart, cancellationToken);
+        _capture.Clear();
+        return WindowScores(window, attention, calibration);
+    }
+
+    internal static double[] WindowScores(RerankPrompt.Window window, double[] attention, double[] calibration)
+    {
+        double[] scores = new double[window.Documents.Count];
+        for (int i = 0; i < window.Documents.Count; i++)
+        {
+            RerankPrompt.DocumentSpan span = window.Documents[i];
+            scores[i] = CalibratedScore(attention.AsSpan(span.Start, span.Length), calibration.AsSpan(span.Start, span.Length));
+        }
+        return scores;
+    }
+
+    // Decodes a tail after the documents; returns, per position before it, the mean over the
+    // tail's read rows of the attention the position receives, summed over layers and heads.
+    internal static double[] TailAttention(AttentionCapture capture, InContextRerankerOptions options, RerankPrompt.Tail tail, int tailStart,
+        CancellationToken cancellationToken)
+    {
+        capture.Evaluate(tail.Tokens, keepQueries: true, keepKeys: true, cancellationToken);
+        int rowsStart = tailStart + tail.RowsStart;
+        double[] total = new double[tailStart];
+        foreach (int layer in capture.Layers)
+        {
+            float[] mass = capture.Aggregate(layer, rowsStart, -1, options.Device);
+            int[] positions = capture.KeyPositions(layer);
+            for (int j = 0; j < positions.Length; j++)
+            {
+                if (positions[j] < tailStart)
+                {
+                    total[positions[j]] += mass[j] / tail.Rows;
+                }
+            }
+        }
+        return total;
+    }
+
+    internal static void ValidateInput(string query, IReadOnlyList<string> documents, int? topK)
     {
         ArgumentNullException.ThrowIfNull(query);
         ArgumentNullException.ThrowIfNull(documents);
@@ -116,103 +217,13 @@ public sealed class InContextReranker : IDocumentReranker, IDisposable
         }
     }
 
-    // Scores documents[indices] (result in the order of indices). One window: its calibrated
-    // scores. Several windows: their scores are not on one scale (a document's score depends on
-    // what shares its window), so the best of every window, taken in turns by rank as long as
-    // they fit, are scored again together in one window (recursively, if even the best of each
-    // do not fit). Everything else follows them, shifted by the change its window's finalists saw.
-    private double[] Score(RerankPrompt prompt, IReadOnlyList<string> documents, int[] indices, CancellationToken cancellationToken)
+    internal static List<RankedDocument> Ranked(IReadOnlyList<string> documents, double[] scores, int? topK)
     {
-        List<RerankPrompt.Window> windows = prompt.Pack(documents, indices);
-        var scoreOf = new Dictionary<int, double>();
-        foreach (RerankPrompt.Window window in windows)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            double[] windowScores = ScoreWindow(prompt, window, cancellationToken);
-            for (int i = 0; i < window.Documents.Count; i++)
-            {
-                scoreOf[window.Documents[i].Index] = windowScores[i];
-            }
-        }
-        if (windows.Count > 1)
-        {
-            MergeWindows(prompt, documents, windows, scoreOf, cancellationToken);
-        }
-        return indices.Select(i => scoreOf[i]).ToArray();
-    }
-
-    private void MergeWindows(RerankPrompt prompt, IReadOnlyList<string> documents, List<RerankPrompt.Window> windows,
-        Dictionary<int, double> scoreOf, CancellationToken cancellationToken)
-    {
-        int[][] byRank = windows
-            .Select(w => w.Documents.Select(d => d.Index).OrderByDescending(i => scoreOf[i]).ThenBy(i => i).ToArray())
-            .ToArray();
-        int[] inTurns = Enumerable.Range(0, byRank.Max(w => w.Length))
-            .SelectMany(rank => byRank.Where(w => rank < w.Length).Select(w => w[rank]))
-            .ToArray();
-        int[] finalists = prompt.PackOne(documents, inTurns).Documents.Select(d => d.Index).ToArray();
-        if (finalists.Length < windows.Count)
-        {
-            finalists = byRank.Select(w => w[0]).ToArray();
-            if (finalists.Length == inTurns.Length)
-            {
-                return; // every document fills a window alone: there is nothing to score side by side
-            }
-        }
-
-        double[] finalScores = Score(prompt, documents, finalists, cancellationToken);
-        var finalScoreOf = finalists.Zip(finalScores).ToDictionary(p => p.First, p => p.Second);
-        double belowFinalists = Math.BitDecrement(finalScores.Min());
-        foreach (int[] window in byRank)
-        {
-            int[] anchors = window.Where(finalScoreOf.ContainsKey).ToArray();
-            double shift = anchors.Average(i => finalScoreOf[i] - scoreOf[i]);
-            foreach (int i in window)
-            {
-                scoreOf[i] = finalScoreOf.TryGetValue(i, out double final) ? final : Math.Min(scoreOf[i] + shift, belowFinalists);
-            }
-        }
-    }
-
-    private double[] ScoreWindow(RerankPrompt prompt, RerankPrompt.Window window, CancellationToken cancellationToken)
-    {
-        _capture.Clear();
-        _capture.Evaluate(window.Tokens, keepQueries: false, keepKeys: true, cancellationToken);
-        int tailStart = _capture.NextPosition;
-        double[] calibration = TailAttention(prompt.Calibration, tailStart, cancellationToken);
-        _capture.RemoveTokens(tailStart);
-        double[] attention = TailAttention(prompt.Query, tailStart, cancellationToken);
-        _capture.Clear();
-
-        double[] scores = new double[window.Documents.Count];
-        for (int i = 0; i < window.Documents.Count; i++)
-        {
-            RerankPrompt.DocumentSpan span = window.Documents[i];
-            scores[i] = CalibratedScore(attention.AsSpan(span.Start, span.Length), calibration.AsSpan(span.Start, span.Length));
-        }
-        return scores;
-    }
-
-    // Decodes a tail after the documents; returns, per position before it, the mean over the
-    // tail's read rows of the attention the position receives, summed over layers and heads.
-    private double[] TailAttention(RerankPrompt.Tail tail, int tailStart, CancellationToken cancellationToken)
-    {
-        _capture.Evaluate(tail.Tokens, keepQueries: true, keepKeys: true, cancellationToken);
-        int rowsStart = tailStart + tail.RowsStart;
-        double[] total = new double[tailStart];
-        foreach (int layer in _capture.Layers)
-        {
-            float[] mass = _capture.Aggregate(layer, rowsStart, -1, _options.Device);
-            int[] positions = _capture.KeyPositions(layer);
-            for (int j = 0; j < positions.Length; j++)
-            {
-                if (positions[j] < tailStart)
-                {
-                    total[positions[j]] += mass[j] / tail.Rows;
-                }
-            }
-        }
-        return total;
+        IEnumerable<RankedDocument> ranked = scores
+            .Select((score, index) => new RankedDocument(index, documents[index], score))
+            .OrderByDescending(d => d.Score)
+            .ThenBy(d => d.Index);
+        return (topK is { } k ? ranked.Take(k) : ranked).ToList();
     }
 
     internal static double CalibratedScore(ReadOnlySpan<double> attention, ReadOnlySpan<double> calibration)

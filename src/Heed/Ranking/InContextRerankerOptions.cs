@@ -37,6 +37,13 @@ public sealed record InContextRerankerOptions
     /// </summary>
     public bool UseChatTemplate { get; init; } = true;
 
+    /// <summary>
+    /// Number the documents "[1]", "[2]", ... as the authors do (the default). False writes "[*]" before
+    /// every document, so a document's tokens do not depend on its place in the list: what lets
+    /// <see cref="CachedDocumentReranker"/> reuse a document's cache wherever it lands.
+    /// </summary>
+    public bool NumberDocuments { get; init; } = true;
+
     /// <summary>Keep Q/K rows in half precision (half the memory).</summary>
     public bool StoreHalfPrecision { get; init; } = true;
 

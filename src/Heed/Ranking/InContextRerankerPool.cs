@@ -69,7 +69,7 @@ public sealed class InContextRerankerPool : IDocumentReranker, IDisposable
         CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        InContextReranker.Validate(query, documents, topK); // bad input fails before any wait
+        InContextReranker.ValidateInput(query, documents, topK); // bad input fails before any wait
         await _permits.WaitAsync(cancellationToken).ConfigureAwait(false);
         InContextReranker? reranker = null;
         try

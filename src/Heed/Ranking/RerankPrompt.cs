@@ -6,9 +6,9 @@ namespace Heed.Ranking;
 /// <summary>
 /// The token layout of an ICR prompt: a head (BOS where the vocabulary adds one, the chat
 /// template's opening of the user turn when used, the instruction), the documents as
-/// "\n\n[k] text", then a tail: "\n\n" + query instruction + "\n\nQuery:" and the query (or the
-/// calibration query). Documents are packed into windows that fit the context next to the
-/// longer tail.
+/// "\n\n[k] text" (or "\n\n[*] text" without numbers), then a tail: "\n\n" + query instruction +
+/// "\n\nQuery:" and the query (or the calibration query). Documents are packed into windows that
+/// fit the context next to the longer tail.
 /// </summary>
 internal sealed class RerankPrompt
 {
@@ -16,9 +16,12 @@ internal sealed class RerankPrompt
     private readonly int[] _head;
     private readonly int _room;
     private readonly int _contextSize;
+    private readonly bool _numberDocuments;
 
-    private RerankPrompt(ITokenizer tokenizer, int[] head, Tail query, Tail calibration, int contextSize, bool paperConvention)
+    private RerankPrompt(ITokenizer tokenizer, int[] head, Tail query, Tail calibration, int contextSize, bool paperConvention,
+        bool numberDocuments)
     {
+        _numberDocuments = numberDocuments;
         _tokenizer = tokenizer;
         _head = head;
         _contextSize = contextSize;
@@ -45,8 +48,17 @@ internal sealed class RerankPrompt
         public int Rows => Tokens.Length - RowsStart;
     }
 
-    /// <summary>A document's scored tokens inside a window: [Start, Start + Length).</summary>
-    public readonly record struct DocumentSpan(int Index, int Start, int Length);
+    /// <summary>
+    /// A document's scored tokens inside a window: [Start, Start + Length); its block (delimiter and
+    /// text, what block ICR encodes on its own) is [BlockStart, Start + Length).
+    /// </summary>
+    public readonly record struct DocumentSpan(int Index, int Start, int Length, int BlockStart)
+    {
+        public int BlockEnd => Start + Length;
+    }
+
+    /// <summary>The tokens before the first document (BOS, template opening, instruction).</summary>
+    public ReadOnlySpan<int> Head => _head;
 
     public sealed record Window(int[] Tokens, IReadOnlyList<DocumentSpan> Documents);
 
@@ -82,7 +94,8 @@ internal sealed class RerankPrompt
             calibrationRows = new Tail(calibrationTail, shared);
         }
 
-        var prompt = new RerankPrompt(tokenizer, head, queryRows, calibrationRows, contextSize, options.UsePaperConvention);
+        var prompt = new RerankPrompt(tokenizer, head, queryRows, calibrationRows, contextSize, options.UsePaperConvention,
+            options.NumberDocuments);
         if (prompt._room <= 0)
         {
             throw new ArgumentException(
@@ -160,7 +173,7 @@ internal sealed class RerankPrompt
 
         public bool TryAdd(IReadOnlyList<string> documents, int index)
         {
-            string delimiter = $"\n\n[{_spans.Count + 1}]";
+            string delimiter = prompt._numberDocuments ? $"\n\n[{_spans.Count + 1}]" : "\n\n[*]";
             int[] tokens = prompt._tokenizer.Tokenize($"{delimiter} {documents[index].Trim()}", addSpecial: false);
             if (_tokens.Count - prompt._head.Length + tokens.Length > prompt._room)
             {
@@ -168,7 +181,7 @@ internal sealed class RerankPrompt
             }
             // Heed scores the document's own tokens; the authors include the "[k]" delimiter.
             int skip = prompt.PaperConvention ? 0 : DelimiterLength(delimiter, tokens);
-            _spans.Add(new DocumentSpan(index, _tokens.Count + skip, tokens.Length - skip));
+            _spans.Add(new DocumentSpan(index, _tokens.Count + skip, tokens.Length - skip, _tokens.Count));
             _tokens.AddRange(tokens);
             return true;
         }

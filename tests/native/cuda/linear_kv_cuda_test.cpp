@@ -272,26 +272,18 @@ void decode_case(int64_t B, int64_t H, int64_t Hkv, int64_t N, int64_t d, int64_
     dout.download();
     ASSERT_TRUE(out.all_finite()) << "an output element was not written";
     const double scale = 1.0 / std::sqrt((double)d);
-    EXPECT_LT(relative_error(values(out), decode_reference(q, kd, vd, causal, scale)), out_dtype == HEED_F16 ? 1e-3 : 1e-5);
+    // The device runs both products on tensor cores with fp16 operands and f32 sums, as SDPA on an
+    // fp16 cache does: the query times the K scale, P, and V dequantized to fp16 are each rounded
+    // once (2^-11 relative at most). Seen here: 3e-4 to 1.1e-3 over random seeds; bound 2e-3.
+    EXPECT_LT(relative_error(values(out), decode_reference(q, kd, vd, causal, scale)), 2e-3);
 }
 
 }  // namespace
 
-// Every device kernel: the pipelined warp one (default, up to 8 rows per kv head), the plain
-// warp one (HEED_QDECODE_KERNEL=warp) and the shared-memory-tile one (=smem, and every case
-// with more rows).
-struct KernelChoice {
-    explicit KernelChoice(const char *name) { setenv("HEED_QDECODE_KERNEL", name, 1); }
-    ~KernelChoice() { unsetenv("HEED_QDECODE_KERNEL"); }
-};
-
 TEST(CudaQuantDecode, MatchesFloat64OnDequantizedKv) {
     REQUIRE_GPU();
-    for (const char *kernel : {"pipe", "warp", "smem"})
     for (int bits : {8, 4, 2})
         for (int64_t d : {64, 128}) {
-            KernelChoice choice(kernel);
-            SCOPED_TRACE(kernel);
             decode_case(1, 4, 1, 200, d, 1, bits, 64, false, 0, 0.0);      // GQA 4
             decode_case(2, 8, 1, 77, d, 3, bits, 32, true, 3, 0.05);      // GQA 8, causal rows, 3 splits
             decode_case(1, 2, 2, 130, d, 8, bits, 128, true, 1, 0.05);    // GQA 1, 8 rows, one split
@@ -301,15 +293,12 @@ TEST(CudaQuantDecode, MatchesFloat64OnDequantizedKv) {
 
 TEST(CudaQuantDecode, OddSizesLongContextAndHalfOutput) {
     REQUIRE_GPU();
-    for (const char *kernel : {"pipe", "warp", "smem"}) {
-        KernelChoice choice(kernel);
-        SCOPED_TRACE(kernel);
-        decode_case(1, 1, 1, 1, 64, 1, 4, 32, true, 0, 0.0);
-        decode_case(1, 4, 1, 8, 64, 8, 4, 32, true, 0, 0.0);
-        for (int splits : {1, 2, 7, 1000}) decode_case(1, 8, 2, 301, 64, 2, 4, 64, true, splits, 0.02);
-        decode_case(2, 32, 8, 5000, 128, 1, 4, 128, false, 0, 0.001);
-        decode_case(2, 4, 1, 150, 128, 1, 8, 32, false, 0, 0.1, HEED_F16);
-    }
+    decode_case(1, 1, 1, 1, 64, 1, 4, 32, true, 0, 0.0);
+    decode_case(1, 4, 1, 8, 64, 8, 4, 32, true, 0, 0.0);
+    for (int splits : {1, 2, 7, 1000}) decode_case(1, 8, 2, 301, 64, 2, 4, 64, true, splits, 0.02);
+    decode_case(2, 32, 8, 5000, 128, 1, 4, 128, false, 0, 0.001);
+    decode_case(2, 4, 1, 150, 128, 1, 8, 32, false, 0, 0.1, HEED_F16);
+    decode_case(3, 16, 4, 1001, 128, 2, 2, 32, true, 0, 0.3);  // many salient tokens, 8 rows, odd N
 }
 
 TEST(CudaQuantDecode, RejectsWhatTheDevicePathDoesNotTake) {
