@@ -1,7 +1,7 @@
 // attention_aggregate_test.cpp - heed_attention_aggregate on the CPU against float64.
 #include <gtest/gtest.h>
 
-#include "reference.hpp"
+#include "kernel_reference.hpp"
 
 using namespace heed_test;
 

@@ -2,7 +2,7 @@
 // the CPU against float64.
 #include <gtest/gtest.h>
 
-#include "reference.hpp"
+#include "kernel_reference.hpp"
 
 using namespace heed_test;
 

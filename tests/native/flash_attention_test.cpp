@@ -1,7 +1,7 @@
 // flash_attention_test.cpp - heed_flash_attention_forward on the CPU against float64.
 #include <gtest/gtest.h>
 
-#include "reference.hpp"
+#include "kernel_reference.hpp"
 
 using namespace heed_test;
 

@@ -4,9 +4,9 @@
 // against the reference path, and rejected arguments.
 #include <gtest/gtest.h>
 
-#include "reference_linear_kv.hpp"
+#include "kernel_reference.hpp"
 
-using namespace lkv_test;
+using namespace heed_test;
 
 namespace {
 
@@ -18,29 +18,29 @@ struct QuantCase {
 };
 
 struct Quantized {
-    Buf k, v, mask;
+    HostTensor k, v, mask;
     HostCache cache;
     int64_t S = 0;
 };
 
 Quantized quantize(const QuantCase &c, std::mt19937_64 &rng) {
     Quantized r;
-    r.k = Buf(HEED_F32, {c.B, c.Hkv, c.N, c.d}, 1);  // strided input
-    r.v = Buf(HEED_F32, {c.B, c.Hkv, c.N, c.dv});
-    fill_normal(r.k, rng);
-    fill_normal(r.v, rng, 2.0, 0.5);
+    r.k = HostTensor(HEED_F32, {c.B, c.Hkv, c.N, c.d}, 1);  // strided input
+    r.v = HostTensor(HEED_F32, {c.B, c.Hkv, c.N, c.dv});
+    r.k.fill_normal(rng);
+    r.v.fill_normal(rng, 2.0, 0.5);
     // Channel 0 of K is a constant fp16 number (exact), channel 1 a constant that is not (0.1).
     for (int64_t b = 0; b < c.B; ++b)
         for (int64_t h = 0; h < c.Hkv; ++h)
-            for (int64_t n = 0; n < c.N; ++n) r.k.set(r.k.off({b, h, n, 0}), 0.5), r.k.set(r.k.off({b, h, n, 1}), 0.1);
+            for (int64_t n = 0; n < c.N; ++n) r.k.set(r.k.offset({b, h, n, 0}), 0.5), r.k.set(r.k.offset({b, h, n, 1}), 0.1);
     // An outlier token: what salient tokens are for.
     if (c.N > 3)
-        for (int64_t ch = 2; ch < c.d; ++ch) r.k.set(r.k.off({0, 0, 3, ch}), 40.0);
+        for (int64_t ch = 2; ch < c.d; ++ch) r.k.set(r.k.offset({0, 0, 3, ch}), 40.0);
     std::bernoulli_distribution pick(c.salient_fraction);
     const heed_tensor *mask = nullptr;
     heed_tensor mt{};
     if (c.salient_fraction > 0) {
-        r.mask = c.mask_per_batch ? Buf(HEED_U8, {c.B, c.N}) : Buf(HEED_U8, {c.N});
+        r.mask = c.mask_per_batch ? HostTensor(HEED_U8, {c.B, c.N}) : HostTensor(HEED_U8, {c.N});
         int64_t most = 0;
         for (int64_t b = 0; b < (c.mask_per_batch ? c.B : 1); ++b) {
             int64_t count = 0;
@@ -75,7 +75,7 @@ void check_round_trip(const QuantCase &c) {
     std::mt19937_64 rng(seed);
     Quantized r = quantize(c, rng);
     const HostCache &q = r.cache;
-    Buf kd(HEED_F32, {c.B, c.Hkv, c.N, c.d}), vd(HEED_F32, {c.B, c.Hkv, c.N, c.dv});
+    HostTensor kd(HEED_F32, {c.B, c.Hkv, c.N, c.d}), vd(HEED_F32, {c.B, c.Hkv, c.N, c.dv});
     kd.poison();
     vd.poison();
     heed_tensor kdt = kd.desc(), vdt = vd.desc();
@@ -217,7 +217,7 @@ TEST(KvQuant, RejectsBadArguments) {
     EXPECT_EQ(heed_kv_quantize(&k, &v, &bad, &r.cache.c), HEED_ERR_INVALID_ARGUMENT);
     EXPECT_TRUE(message_has("salient_mask"));
     // More salient tokens than the capacity.
-    Buf all(HEED_U8, {c.N});
+    HostTensor all(HEED_U8, {c.N});
     std::fill(all.bytes.begin(), all.bytes.end(), 1);
     heed_tensor at = all.desc();
     EXPECT_EQ(heed_kv_quantize(&k, &v, &at, &r.cache.c), HEED_ERR_INVALID_ARGUMENT);

@@ -3,9 +3,9 @@
 // the fast path against the reference path, and every rejected argument.
 #include <gtest/gtest.h>
 
-#include "reference_linear_kv.hpp"
+#include "kernel_reference.hpp"
 
-using namespace lkv_test;
+using namespace heed_test;
 
 namespace {
 
@@ -18,29 +18,29 @@ struct LinearCase {
 };
 
 struct LinearRun {
-    Buf q, k, v, lam, s_in, z_in, out, s_out, z_out;
+    HostTensor q, k, v, lam, s_in, z_in, out, s_out, z_out;
 };
 
 LinearRun make_inputs(const LinearCase &c, std::mt19937_64 &rng) {
     LinearRun r;
-    r.q = Buf(c.dtype, {c.B, c.H, c.N, c.d}, c.pad);
-    r.k = Buf(c.dtype, {c.B, c.H, c.N, c.d}, c.pad);
-    r.v = Buf(c.dtype, {c.B, c.H, c.N, c.dv}, c.pad);
+    r.q = HostTensor(c.dtype, {c.B, c.H, c.N, c.d}, c.pad);
+    r.k = HostTensor(c.dtype, {c.B, c.H, c.N, c.d}, c.pad);
+    r.v = HostTensor(c.dtype, {c.B, c.H, c.N, c.dv}, c.pad);
     // q, k scaled so that q.k stays O(1) (as after a real projection).
-    fill_normal(r.q, rng, 1.0 / std::sqrt((double)c.d));
-    fill_normal(r.k, rng, 1.0 / std::sqrt((double)c.d));
-    fill_normal(r.v, rng);
-    r.lam = Buf(HEED_F32, {c.H});
+    r.q.fill_normal(rng, 1.0 / std::sqrt((double)c.d));
+    r.k.fill_normal(rng, 1.0 / std::sqrt((double)c.d));
+    r.v.fill_normal(rng);
+    r.lam = HostTensor(HEED_F32, {c.H});
     std::uniform_real_distribution<double> u(0.8, 1.0);
     for (int64_t h = 0; h < c.H; ++h) r.lam.set(h, u(rng));
-    r.s_in = Buf(HEED_F32, {c.B, c.H, c.d, c.dv});
-    r.z_in = Buf(HEED_F32, {c.B, c.H, c.d});
-    fill_normal(r.s_in, rng, 0.1);
+    r.s_in = HostTensor(HEED_F32, {c.B, c.H, c.d, c.dv});
+    r.z_in = HostTensor(HEED_F32, {c.B, c.H, c.d});
+    r.s_in.fill_normal(rng, 0.1);
     std::uniform_real_distribution<double> zpos(0.5, 2.0);  // a positive z, as elu+1 features build
     for (int64_t i = 0; i < r.z_in.count(); ++i) r.z_in.set(i, zpos(rng));
-    r.out = Buf(c.dtype, {c.B, c.H, c.N, c.dv});
-    r.s_out = Buf(HEED_F32, {c.B, c.H, c.d, c.dv});
-    r.z_out = Buf(HEED_F32, {c.B, c.H, c.d});
+    r.out = HostTensor(c.dtype, {c.B, c.H, c.N, c.dv});
+    r.s_out = HostTensor(HEED_F32, {c.B, c.H, c.d, c.dv});
+    r.z_out = HostTensor(HEED_F32, {c.B, c.H, c.d});
     r.out.poison();
     r.s_out.poison();
     r.z_out.poison();
@@ -67,9 +67,9 @@ void expect_matches_reference(const LinearCase &c, double tol) {
     EXPECT_TRUE(r.z_out.all_finite());
     LinearRef ref = linear_reference(r.q, r.k, r.v, c.decay ? &r.lam : nullptr, c.state ? &r.s_in : nullptr,
                                      c.state ? &r.z_in : nullptr, c.map, c.normalize, HEED_LINEAR_DEFAULT_EPSILON);
-    EXPECT_LT(rel_error(values(r.out), ref.out), tol);
-    EXPECT_LT(rel_error(values(r.s_out), ref.state), tol);
-    EXPECT_LT(rel_error(values(r.z_out), ref.z), tol);
+    EXPECT_LT(relative_error(values(r.out), ref.out), tol);
+    EXPECT_LT(relative_error(values(r.s_out), ref.state), tol);
+    EXPECT_LT(relative_error(values(r.z_out), ref.z), tol);
 }
 
 }  // namespace
@@ -125,18 +125,18 @@ TEST(LinearAttention, StreamingInTwoCallsEqualsOneCall) {
         ASSERT_EQ(run(whole, r), HEED_OK) << heed_last_error();
 
         // The same tokens in two calls, the state handed over.
-        auto slice = [](const Buf &src, int64_t t0, int64_t t1) {
-            Buf b(HEED_F32, {src.shape[0], src.shape[1], t1 - t0, src.shape[3]});
+        auto slice = [](const HostTensor &src, int64_t t0, int64_t t1) {
+            HostTensor b(HEED_F32, {src.shape[0], src.shape[1], t1 - t0, src.shape[3]});
             for (int64_t x = 0; x < src.shape[0]; ++x)
                 for (int64_t y = 0; y < src.shape[1]; ++y)
                     for (int64_t t = t0; t < t1; ++t)
-                        for (int64_t c = 0; c < src.shape[3]; ++c) b.set(b.off({x, y, t - t0, c}), src.at({x, y, t, c}));
+                        for (int64_t c = 0; c < src.shape[3]; ++c) b.set(b.offset({x, y, t - t0, c}), src.at({x, y, t, c}));
             return b;
         };
-        Buf state(HEED_F32, {2, 2, 64, 64}), z(HEED_F32, {2, 2, 64});
+        HostTensor state(HEED_F32, {2, 2, 64, 64}), z(HEED_F32, {2, 2, 64});
         std::vector<double> streamed;
         for (auto [t0, t1] : {std::pair<int64_t, int64_t>{0, split}, {split, whole.N}}) {
-            Buf q = slice(r.q, t0, t1), k = slice(r.k, t0, t1), v = slice(r.v, t0, t1), o(HEED_F32, {2, 2, t1 - t0, 64});
+            HostTensor q = slice(r.q, t0, t1), k = slice(r.k, t0, t1), v = slice(r.v, t0, t1), o(HEED_F32, {2, 2, t1 - t0, 64});
             o.poison();
             heed_tensor qt = q.desc(), kt = k.desc(), vt = v.desc(), lt = r.lam.desc(), st = state.desc(), zt = z.desc(),
                         ot = o.desc();
@@ -154,8 +154,8 @@ TEST(LinearAttention, StreamingInTwoCallsEqualsOneCall) {
                             EXPECT_NEAR(a, b, 1e-5 * (1 + std::fabs(b)));
                         }
         }
-        EXPECT_LT(rel_error(values(state), values(r.s_out)), 1e-5);
-        EXPECT_LT(rel_error(values(z), values(r.z_out)), 1e-5);
+        EXPECT_LT(relative_error(values(state), values(r.s_out)), 1e-5);
+        EXPECT_LT(relative_error(values(z), values(r.z_out)), 1e-5);
     }
 }
 
@@ -172,8 +172,8 @@ TEST(LinearAttention, FastPathMatchesReferencePath) {
         ASSERT_EQ(run(c, ref), HEED_OK) << heed_last_error();
     }
     ASSERT_EQ(run(c, fast), HEED_OK) << heed_last_error();
-    EXPECT_LT(rel_error(values(fast.out), values(ref.out)), 1e-6);
-    EXPECT_LT(rel_error(values(fast.s_out), values(ref.s_out)), 1e-6);
+    EXPECT_LT(relative_error(values(fast.out), values(ref.out)), 1e-6);
+    EXPECT_LT(relative_error(values(fast.s_out), values(ref.s_out)), 1e-6);
     {
         CpuPath one_thread(0, 1);  // the fast path on one thread gives the same
         LinearRun single = fast;
@@ -188,7 +188,7 @@ TEST(LinearAttention, NormalizerGuardKeepsZeroDenominatorFinite) {
     LinearCase c{1, 1, 10, 4, 4, HEED_LINEAR_FEATURE_IDENTITY, false, true, false};
     LinearRun r = make_inputs(c, rng);
     for (int64_t t = 0; t < c.N; ++t)
-        for (int64_t i = 0; i < c.d; ++i) r.q.set(r.q.off({0, 0, t, i}), 0.0);  // q.z = 0 and q^T S = 0
+        for (int64_t i = 0; i < c.d; ++i) r.q.set(r.q.offset({0, 0, t, i}), 0.0);  // q.z = 0 and q^T S = 0
     ASSERT_EQ(run(c, r), HEED_OK) << heed_last_error();
     for (double x : values(r.out)) EXPECT_EQ(x, 0.0);
 }

@@ -4,9 +4,9 @@
 // against the reference path, and rejected arguments.
 #include <gtest/gtest.h>
 
-#include "reference_linear_kv.hpp"
+#include "kernel_reference.hpp"
 
-using namespace lkv_test;
+using namespace heed_test;
 
 namespace {
 
@@ -20,23 +20,23 @@ struct DecodeCase {
 };
 
 struct DecodeRun {
-    Buf q, k, v, kd, vd, out, mask;
+    HostTensor q, k, v, kd, vd, out, mask;
     HostCache cache;
 };
 
 DecodeRun prepare(const DecodeCase &c, std::mt19937_64 &rng) {
     DecodeRun r;
-    r.q = Buf(HEED_F32, {c.B, c.H, c.nq, c.d});
-    r.k = Buf(HEED_F32, {c.B, c.Hkv, c.N, c.d});
-    r.v = Buf(HEED_F32, {c.B, c.Hkv, c.N, c.d});
-    fill_normal(r.q, rng, 1.5);
-    fill_normal(r.k, rng);
-    fill_normal(r.v, rng);
+    r.q = HostTensor(HEED_F32, {c.B, c.H, c.nq, c.d});
+    r.k = HostTensor(HEED_F32, {c.B, c.Hkv, c.N, c.d});
+    r.v = HostTensor(HEED_F32, {c.B, c.Hkv, c.N, c.d});
+    r.q.fill_normal(rng, 1.5);
+    r.k.fill_normal(rng);
+    r.v.fill_normal(rng);
     int64_t S = 0;
     const heed_tensor *mask = nullptr;
     heed_tensor mt{};
     if (c.salient_fraction > 0) {
-        r.mask = Buf(HEED_U8, {c.N});
+        r.mask = HostTensor(HEED_U8, {c.N});
         std::bernoulli_distribution pick(c.salient_fraction);
         for (int64_t n = 0; n < c.N; ++n) S += (r.mask.bytes[n] = pick(rng));
         mt = r.mask.desc();
@@ -45,11 +45,11 @@ DecodeRun prepare(const DecodeCase &c, std::mt19937_64 &rng) {
     EXPECT_EQ(r.cache.make(c.B, c.Hkv, c.N, c.d, c.d, c.bits, c.group, S), HEED_OK) << heed_last_error();
     heed_tensor kt = r.k.desc(), vt = r.v.desc();
     EXPECT_EQ(heed_kv_quantize(&kt, &vt, mask, &r.cache.c), HEED_OK) << heed_last_error();
-    r.kd = Buf(HEED_F32, {c.B, c.Hkv, c.N, c.d});
-    r.vd = Buf(HEED_F32, {c.B, c.Hkv, c.N, c.d});
+    r.kd = HostTensor(HEED_F32, {c.B, c.Hkv, c.N, c.d});
+    r.vd = HostTensor(HEED_F32, {c.B, c.Hkv, c.N, c.d});
     heed_tensor kdt = r.kd.desc(), vdt = r.vd.desc();
     EXPECT_EQ(heed_kv_dequantize(&r.cache.c, &kdt, &vdt), HEED_OK) << heed_last_error();
-    r.out = Buf(c.out_dtype, {c.B, c.H, c.nq, c.d});
+    r.out = HostTensor(c.out_dtype, {c.B, c.H, c.nq, c.d});
     return r;
 }
 
@@ -82,7 +82,7 @@ void check(const DecodeCase &c) {
     ASSERT_TRUE(r.out.all_finite()) << "an output element was not written";
     const double scale = 1.0 / std::sqrt((double)c.d);
     const double tight = c.out_dtype == HEED_F16 ? 1e-3 : 1e-5;
-    EXPECT_LT(rel_error(values(r.out), decode_reference(r.q, r.kd, r.vd, c.causal, scale)), tight);
+    EXPECT_LT(relative_error(values(r.out), decode_reference(r.q, r.kd, r.vd, c.causal, scale)), tight);
     const std::vector<double> vv = values(r.v), zeros(vv.size(), 0.0);
     EXPECT_LT(rms_error(values(r.out), decode_reference(r.q, r.k, r.v, c.causal, scale)) / rms_error(vv, zeros),
               loose_bound(c.bits));
@@ -126,7 +126,7 @@ TEST(QuantDecode, FastPathMatchesReferencePath) {
     ASSERT_TRUE(r.out.all_finite());
     // Two fp32 orders of summation: where no AVX2 path exists (arm64), the fast path's serial
     // scalar sums over d = 128 differ from the reference by up to about 1.3e-6 (seen under qemu).
-    EXPECT_LT(rel_error(fast, values(r.out)), 4e-6);
+    EXPECT_LT(relative_error(fast, values(r.out)), 4e-6);
 }
 
 TEST(QuantDecode, RejectsBadArguments) {
@@ -140,7 +140,7 @@ TEST(QuantDecode, RejectsBadArguments) {
     bad.shape[1] = 3;  // not a multiple of Hkv = 2
     EXPECT_EQ(heed_quant_decode_attention(&bad, &r.cache.c, 1, 0.0f, 0, &o), HEED_ERR_INVALID_ARGUMENT);
     EXPECT_TRUE(message_has("multiple"));
-    Buf q9(HEED_F32, {1, 4, 9, 64}), o9(HEED_F32, {1, 4, 9, 64});
+    HostTensor q9(HEED_F32, {1, 4, 9, 64}), o9(HEED_F32, {1, 4, 9, 64});
     heed_tensor q9t = q9.desc(), o9t = o9.desc();
     EXPECT_EQ(heed_quant_decode_attention(&q9t, &r.cache.c, 1, 0.0f, 0, &o9t), HEED_ERR_INVALID_ARGUMENT);
     EXPECT_TRUE(message_has("1..8"));

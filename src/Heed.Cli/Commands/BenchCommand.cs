@@ -93,16 +93,19 @@ internal static class BenchCommand
     {
         Option<FileInfo> model = CommonOptions.Model();
         Option<int> gpuLayers = CommonOptions.GpuLayers();
-        var requests = new Option<int>("--requests") { Description = "Concurrent search requests", DefaultValueFactory = _ => 200 };
+        var requests = new Option<int>("--requests") { Description = "Search requests at each concurrency level", DefaultValueFactory = _ => 200 };
         var documents = new Option<int>("--documents") { Description = "Files in the knowledge base", DefaultValueFactory = _ => 100 };
         var candidates = new Option<int>("--candidates") { Description = "Candidates re-ranked per search", DefaultValueFactory = _ => 8 };
         var contextSize = new Option<int>("--context") { Description = "ICR context tokens", DefaultValueFactory = _ => 1024 };
         var postgres = new Option<string?>("--postgres") { Description = "Instead: PostgreSQL against the embedded index at --chunks chunks (a connection string)" };
         var chunks = new Option<int>("--chunks") { Description = "Chunks in the knowledge base, with --postgres", DefaultValueFactory = _ => 10_000 };
         var rerankRequests = new Option<int>("--rerank-requests") { Description = "With --postgres: how many of the searches are also timed with ICR (default: up to 50)" };
-        var command = new Command("rag", "Concurrent searches against one knowledge base and model: all answered, p50/p95; or, with --postgres, the stores at scale")
+        var concurrency = new Option<string>("--concurrency") { Description = "Searches in flight at once, comma-separated levels", DefaultValueFactory = _ => "1,8,200" };
+        var poolSize = new Option<int>("--pool") { Description = "Rerankers in the pool (contexts over the one model)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var profile = new Option<bool>("--profile") { Description = "Also time one ICR call stage by stage (tokenise, decode, capture, aggregate, scoring)" };
+        var command = new Command("rag", "Concurrent searches against one knowledge base and model: all answered, p50/p95 and requests/s without ICR, with one reranker and with a pool; or, with --postgres, the stores at scale")
         {
-            model, requests, documents, candidates, contextSize, postgres, chunks, rerankRequests, gpuLayers,
+            model, requests, documents, candidates, contextSize, concurrency, poolSize, profile, postgres, chunks, rerankRequests, gpuLayers,
         };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
@@ -114,16 +117,39 @@ internal static class BenchCommand
                 return await RagScaleTableAsync(m, connectionString, Positive(parse.GetValue(chunks), "--chunks"), n, reranked,
                     Positive(parse.GetValue(candidates), "--candidates"), ct);
             }
-            IReadOnlyList<RagLoadBench.Result> results = await RagLoadBench.RunAsync(m, n, Positive(parse.GetValue(documents), "--documents"),
-                Positive(parse.GetValue(candidates), "--candidates"), parse.GetValue(contextSize), ct);
-            var table = new Table().AddColumn("search").AddColumn("answered").AddColumn("p50 ms").AddColumn("p95 ms").AddColumn("max ms").AddColumn("requests/s");
-            foreach (RagLoadBench.Result r in results)
+            int[] levels = ParseConcurrency(parse.GetValue(concurrency)!);
+            int size = Positive(parse.GetValue(poolSize), "--pool");
+            string loadBefore = LoadAverage();
+            RagLoadBench.Report report = await RagLoadBench.RunAsync(m, n, Positive(parse.GetValue(documents), "--documents"),
+                Positive(parse.GetValue(candidates), "--candidates"), parse.GetValue(contextSize), levels, size, parse.GetValue(profile), ct);
+            if (report.Profile.Count > 0)
             {
-                table.AddRow(r.Mode, $"{r.Answered}/{r.Requests}", r.P50Ms.ToString("F1"), r.P95Ms.ToString("F1"), r.MaxMs.ToString("F1"), (r.Requests / r.Seconds).ToString("F1"));
+                var stages = new Table().AddColumn("threads").AddColumn("calls").AddColumn("windows").AddColumn("document tokens").AddColumn("tokenise ms")
+                    .AddColumn("documents decode ms").AddColumn("(same, no capture)").AddColumn("2 tails decode ms").AddColumn("aggregate ms")
+                    .AddColumn("C# scoring ms").AddColumn("total ms");
+                foreach (RerankProfile.Row p in report.Profile)
+                {
+                    stages.AddRow(p.Threads.ToString(), p.Calls.ToString(), p.Windows.ToString("F1"), p.PromptTokens.ToString("F0"), p.TokenizeMs.ToString("F2"),
+                        p.DocumentsDecodeMs.ToString("F1"), p.PlainDecodeMs.ToString("F1"), p.TailDecodeMs.ToString("F1"), p.AggregateMs.ToString("F2"),
+                        p.ScoreMs.ToString("F2"), p.TotalMs.ToString("F1"));
+                }
+                AnsiConsole.MarkupLine("[bold]one ICR call by stage[/] (means over the calls, one context, one call at a time)");
+                AnsiConsole.Write(stages);
             }
-            AnsiConsole.MarkupLine($"[bold]rag[/]: {n} concurrent searches, {Markup.Escape(ModelLabel(m))}");
+            var table = new Table().AddColumn("concurrency").AddColumn("search").AddColumn("answered").AddColumn("p50 ms").AddColumn("p95 ms")
+                .AddColumn("max ms").AddColumn("requests/s").AddColumn("vs 1 reranker");
+            foreach (RagLoadBench.Result r in report.Results)
+            {
+                RagLoadBench.Result before = report.Results.Where(b => b.Concurrency == r.Concurrency).ElementAt(1);
+                table.AddRow(r.Concurrency.ToString(), Markup.Escape(r.Mode), $"{r.Answered}/{r.Requests}", r.P50Ms.ToString("F1"), r.P95Ms.ToString("F1"),
+                    r.MaxMs.ToString("F1"), r.Throughput.ToString("F2"), r.Mode.Contains("ICR") ? $"{r.Throughput / before.Throughput:F2}x" : "");
+            }
+            AnsiConsole.MarkupLine($"[bold]rag[/]: {n} searches at each concurrency ({report.DistinctQueries} distinct queries, nothing cached), " +
+                                   $"{Markup.Escape(ModelLabel(m))}");
             AnsiConsole.Write(table);
-            return results.All(r => r.Answered == r.Requests) ? 0 : 1;
+            AnsiConsole.MarkupLine($"pool vs 1 reranker: identical rerank scores in {report.SameScores}/{report.Compared} searches");
+            AnsiConsole.MarkupLine($"{Environment.ProcessorCount} cores; load average (1, 5, 15 min) before {loadBefore}, after {LoadAverage()}");
+            return report.Results.All(r => r.Answered == r.Requests) && report.SameScores == report.Compared ? 0 : 1;
         }));
         return command;
     }
@@ -148,6 +174,16 @@ internal static class BenchCommand
     }
 
     /// <summary>The 1-, 5- and 15-minute load averages where the system reports them: figures from a shared machine need them beside.</summary>
+    private static int[] ParseConcurrency(string text)
+    {
+        string[] parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0 || parts.Any(p => !int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1 || v > 100_000))
+        {
+            throw new ArgumentException($"--concurrency takes positive whole numbers separated by commas (e.g. 1,8,200); got '{text}'.");
+        }
+        return parts.Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
+    }
+
     private static string LoadAverage()
     {
         try

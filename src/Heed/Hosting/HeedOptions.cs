@@ -12,7 +12,7 @@ public sealed class HeedOptions
     /// <summary>Tokens per context (prompt and answer); 0 takes the model's trained length.</summary>
     public int ContextSize { get; set; } = 2048;
 
-    /// <summary>Contexts per pool: requests served at once (the chat and the embedding pool each have this many).</summary>
+    /// <summary>Contexts per pool: requests served at once (the chat and the embedding pool and the rerankers each have this many).</summary>
     public int PoolSize { get; set; } = 2;
 
     /// <summary>CPU threads per context; 0 uses every core.</summary>

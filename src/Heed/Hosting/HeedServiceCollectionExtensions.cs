@@ -19,7 +19,7 @@ public static class HeedServiceCollectionExtensions
     /// Adds Heed: <see cref="HeedOptions"/> (validated when the host starts), the model (loaded
     /// once), pooled contexts with timeout, concurrency limit and GPU-to-CPU fallback,
     /// <see cref="IChatClient"/>, <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/>,
-    /// <see cref="InContextReranker"/> (as <see cref="IDocumentReranker"/>), <see cref="InfiniteRetriever"/>
+    /// <see cref="InContextRerankerPool"/> (as <see cref="IDocumentReranker"/>), <see cref="InfiniteRetriever"/>
     /// (as <see cref="ILongContextRetriever"/>), <see cref="RagPipeline"/> (as <see cref="IKnowledgeBase"/>,
     /// file-backed when <see cref="HeedOptions.IndexPath"/> is set), <see cref="HeedResilience"/> and
     /// <see cref="HeedTools"/>. Services of your own registered before AddHeed win.
@@ -54,13 +54,14 @@ public static class HeedServiceCollectionExtensions
         services.TryAddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(sp =>
             new LlamaEmbeddingGenerator(sp.GetRequiredKeyedService<LlamaInference>(HeedServiceKeys.Embedding)));
 
-        // The reranker has its own attention-capture context and serialises its calls.
-        services.TryAddSingleton(sp => new InContextReranker(sp.GetRequiredService<LlamaModel>(), new InContextRerankerOptions
+        // Up to PoolSize rerankers, each with its own attention-capture context over the one model,
+        // serve that many calls at once (Threads 0: they split the cores between them).
+        services.TryAddSingleton(sp => new InContextRerankerPool(sp.GetRequiredService<LlamaModel>(), Options(sp).PoolSize, new InContextRerankerOptions
         {
             ContextSize = Options(sp).ContextSize,
             ContextOptions = new LlamaContextOptions { Threads = Options(sp).Threads },
         }));
-        services.TryAddSingleton<IDocumentReranker>(sp => new TelemetryDocumentReranker(sp.GetRequiredService<InContextReranker>()));
+        services.TryAddSingleton<IDocumentReranker>(sp => new TelemetryDocumentReranker(sp.GetRequiredService<InContextRerankerPool>()));
 
         services.TryAddSingleton(sp => new InfiniteRetriever(sp.GetRequiredService<LlamaModel>(), new InfiniteRetrieverOptions
         {

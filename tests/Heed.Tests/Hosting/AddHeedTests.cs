@@ -53,11 +53,12 @@ public sealed class AddHeedTests(TinyModelFixture fixture)
     }
 
     [Fact]
-    public async Task RegistersTheInContextReranker()
+    public async Task RegistersAPoolOfInContextRerankers()
     {
         await using ServiceProvider services = Build();
         IDocumentReranker reranker = services.GetRequiredService<IDocumentReranker>();
-        Assert.IsType<InContextReranker>(Assert.IsType<TelemetryDocumentReranker>(reranker).Inner);
+        var pool = Assert.IsType<InContextRerankerPool>(Assert.IsType<TelemetryDocumentReranker>(reranker).Inner);
+        Assert.Equal(services.GetRequiredService<IOptions<HeedOptions>>().Value.PoolSize, pool.Size);
     }
 
     [Fact]

@@ -2,7 +2,7 @@
 // suites: only in CUDA builds, skipped on a machine without a GPU).
 #include <gtest/gtest.h>
 
-#include "reference.hpp"
+#include "kernel_reference.hpp"
 
 using namespace heed_test;
 

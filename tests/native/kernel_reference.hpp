@@ -1,10 +1,15 @@
-// reference.hpp - host tensors with random contents and float64 references of the attention
-// kernels, for the native tests (PART B's tests may include it too).
+// kernel_reference.hpp - what the native kernel tests compare against: host tensors (any dtype,
+// optionally padded strides) filled with random values, and float64 references of every
+// libheed kernel written as plain loops (attention aggregation, flash and block-sparse attention
+// and the mask estimator, linear attention, the quantized KV cache's layout and quantized decode
+// attention). Nothing here calls the code under test except to set up (the CPU path switch) and
+// to read status messages.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -89,9 +94,15 @@ struct HostTensor {
     }
     double at(std::initializer_list<int64_t> idx) const { return get(offset(idx)); }
     double flat(int64_t i) const { return get(offset_of_flat(i)); }
-    void fill_normal(std::mt19937 &rng, double sigma = 1.0) {
-        std::normal_distribution<double> n(0.0, sigma);
+    template <typename Rng>
+    void fill_normal(Rng &rng, double sigma = 1.0, double mean = 0.0) {
+        std::normal_distribution<double> n(mean, sigma);
         for (int64_t i = 0; i < count(); ++i) set(offset_of_flat(i), n(rng));
+    }
+    bool all_finite() const {
+        for (int64_t i = 0; i < count(); ++i)
+            if (!std::isfinite(flat(i))) return false;
+        return true;
     }
     // Every byte NaN-patterned (floats) or 0xCD (integers): unwritten elements stand out.
     void poison() {
@@ -126,7 +137,7 @@ inline double tolerance(int32_t output_dtype) {
     return output_dtype == HEED_F32 ? 2e-5 : (output_dtype == HEED_F16 ? 3e-3 : 1.5e-2);
 }
 
-// ---- float64 references -----------------------------------------------------------------
+// ---- float64 references: attention aggregation, flash and block-sparse attention ----
 
 struct AggregateRef {
     std::vector<double> total;     // [n_k]
@@ -272,10 +283,144 @@ inline ::testing::AssertionResult fails_with(heed_status got, heed_status want, 
     return ::testing::AssertionSuccess();
 }
 
-// Restores the default CPU path when a test leaves.
+// Fresh inputs every run; the seed is printed so a failure can be replayed.
+inline uint64_t fresh_seed() {
+    static uint64_t base = (uint64_t)std::chrono::steady_clock::now().time_since_epoch().count();
+    return base++;
+}
+
+// ||a - b|| / ||b|| over every element (b is the reference), both as float64 vectors; a non-finite a gives +inf.
+inline double relative_error(const std::vector<double> &a, const std::vector<double> &b) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (!std::isfinite(a[i])) return INFINITY;
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+// Every element of a tensor, row-major, as float64.
+inline std::vector<double> values(const HostTensor &b) {
+    std::vector<double> v(b.count());
+    for (int64_t i = 0; i < b.count(); ++i) v[i] = b.flat(i);
+    return v;
+}
+
+// ---- linear attention, float64, token by token (the recurrence of heed/linear_attention.h) ----
+
+inline double feature(double x, int map) { return map == HEED_LINEAR_FEATURE_ELU1 ? (x > 0 ? x + 1 : std::exp(x)) : x; }
+
+struct LinearRef {
+    std::vector<double> out;    // [B,H,N,dv]
+    std::vector<double> state;  // [B,H,d,dv]
+    std::vector<double> z;      // [B,H,d]
+};
+
+// state_in / z_in / decay may be null.
+inline LinearRef linear_reference(const HostTensor &q, const HostTensor &k, const HostTensor &v, const HostTensor *decay, const HostTensor *state_in,
+                                  const HostTensor *z_in, int map, bool normalize, double eps) {
+    const int64_t B = q.shape[0], H = q.shape[1], N = q.shape[2], d = q.shape[3], dv = v.shape[3];
+    LinearRef r;
+    r.out.assign(B * H * N * dv, 0);
+    r.state.assign(B * H * d * dv, 0);
+    r.z.assign(B * H * d, 0);
+    std::vector<double> qt(d), kt(d);
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h) {
+            double lam = decay ? decay->at({h}) : 1.0;
+            double *S = &r.state[(b * H + h) * d * dv];
+            double *z = &r.z[(b * H + h) * d];
+            for (int64_t i = 0; i < d; ++i) {
+                if (z_in) z[i] = z_in->at({b, h, i});
+                for (int64_t j = 0; j < dv; ++j) S[i * dv + j] = state_in ? state_in->at({b, h, i, j}) : 0.0;
+            }
+            for (int64_t t = 0; t < N; ++t) {
+                for (int64_t i = 0; i < d; ++i) qt[i] = feature(q.at({b, h, t, i}), map), kt[i] = feature(k.at({b, h, t, i}), map);
+                for (int64_t i = 0; i < d; ++i) {
+                    z[i] = lam * z[i] + kt[i];
+                    for (int64_t j = 0; j < dv; ++j) S[i * dv + j] = lam * S[i * dv + j] + kt[i] * v.at({b, h, t, j});
+                }
+                double den = 0;
+                for (int64_t i = 0; i < d; ++i) den += qt[i] * z[i];
+                if (std::fabs(den) < eps) den = den < 0 ? -eps : eps;
+                for (int64_t j = 0; j < dv; ++j) {
+                    double o = 0;
+                    for (int64_t i = 0; i < d; ++i) o += qt[i] * S[i * dv + j];
+                    r.out[((b * H + h) * N + t) * dv + j] = normalize ? o / den : o;
+                }
+            }
+        }
+    return r;
+}
+
+// ---- quantized cache in host memory ----
+
+struct HostCache {
+    heed_quant_kv c{};
+    std::vector<std::vector<uint8_t>> mem;
+    size_t bytes[HEED_QUANT_KV_TENSORS] = {};
+
+    heed_tensor *tensors() { return &c.k_codes; }  // the ten tensors are consecutive members
+
+    heed_status make(int64_t B, int64_t Hkv, int64_t N, int64_t d, int64_t dv, int bits, int group, int64_t S) {
+        heed_status s = heed_quant_kv_sizes(B, Hkv, N, d, dv, bits, group, S, &c, bytes, nullptr);
+        if (s != HEED_OK) return s;
+        mem.resize(HEED_QUANT_KV_TENSORS);
+        for (int i = 0; i < HEED_QUANT_KV_TENSORS; ++i) {
+            mem[i].assign(bytes[i] + 1, 0xFF);  // +1: never a null pointer for an empty tensor; 0xFF poisons
+            tensors()[i].data = mem[i].data();
+        }
+        return HEED_OK;
+    }
+    const uint16_t *half(int i) const { return reinterpret_cast<const uint16_t *>(mem[i].data()); }
+    const int32_t *i32(int i) const { return reinterpret_cast<const int32_t *>(mem[i].data()); }
+};
+
+enum { T_KCODES, T_KSCALE, T_KZERO, T_VCODES, T_VSCALE, T_VZERO, T_SLOT, T_COUNT, T_SK, T_SV };
+
+// The code of element c in a packed row, read from the layout heed/kv_quant.h documents.
+inline int code_at(const uint8_t *row, int64_t c, int bits) {
+    if (bits == 8) return row[c];
+    if (bits == 4) return (row[c / 2] >> (4 * (c % 2))) & 15;
+    return (row[c / 4] >> (2 * (c % 4))) & 3;
+}
+
+// float64 softmax attention of q rows [B,H,nq,d] over K/V [B,Hkv,N,d|dv] (GQA, causal aligned
+// to the end): out [B,H,nq,dv].
+inline std::vector<double> decode_reference(const HostTensor &q, const HostTensor &k, const HostTensor &v, bool causal, double scale) {
+    const int64_t B = q.shape[0], H = q.shape[1], nq = q.shape[2], d = q.shape[3];
+    const int64_t Hkv = k.shape[1], N = k.shape[2], dv = v.shape[3], group = H / Hkv;
+    std::vector<double> out(B * H * nq * dv, 0), s(N);
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t i = 0; i < nq; ++i) {
+                const int64_t g = h / group, vis = causal ? N - nq + i + 1 : N;
+                double m = -INFINITY;
+                for (int64_t n = 0; n < vis; ++n) {
+                    double acc = 0;
+                    for (int64_t c = 0; c < d; ++c) acc += q.at({b, h, i, c}) * k.at({b, g, n, c});
+                    s[n] = acc * scale;
+                    m = std::max(m, s[n]);
+                }
+                double l = 0;
+                for (int64_t n = 0; n < vis; ++n) l += std::exp(s[n] - m);
+                for (int64_t c = 0; c < dv; ++c) {
+                    double o = 0;
+                    for (int64_t n = 0; n < vis; ++n) o += std::exp(s[n] - m) * v.at({b, g, n, c});
+                    out[((b * H + h) * nq + i) * dv + c] = o / l;
+                }
+            }
+    return out;
+}
+
+// Switches libheed's CPU kernels to the reference (1) or fast (0) path, and sets their thread
+// count (0: every core), for one scope.
 struct CpuPath {
-    CpuPath(int reference, int threads) { heed_attention_cpu_config(reference, threads); }
+    explicit CpuPath(int reference, int threads = 0) { heed_attention_cpu_config(reference, threads); }
     ~CpuPath() { heed_attention_cpu_config(0, 0); }
 };
+
+inline bool message_has(const char *needle) { return std::string(heed_last_error()).find(needle) != std::string::npos; }
 
 }  // namespace heed_test
