@@ -9,8 +9,8 @@ namespace Heed.Cli.Bench;
 /// Where one ICR call's time goes, stage by stage, on the prompts the RAG load bench reranks:
 /// tokenising, the documents' decode with capture, the same decode on a plain context (the
 /// difference is the capture), the two tail decodes, the aggregation kernel and the scoring in
-/// C#. It follows <see cref="InContextReranker"/>'s steps through the public capture API, with a
-/// given number of threads per context.
+/// C#. It takes <see cref="InContextReranker"/>'s steps on its own prompt and windows
+/// (<see cref="RerankPrompt"/>), with a given number of threads per context.
 /// </summary>
 internal static class RerankProfile
 {
@@ -22,63 +22,48 @@ internal static class RerankProfile
 
     public static Row Run(LlamaModel model, IReadOnlyList<(string Query, string[] Documents)> calls, int threads, int contextSize)
     {
-        var options = new InContextRerankerOptions();
+        var options = new InContextRerankerOptions { ContextSize = contextSize };
         var contextOptions = new LlamaContextOptions
         {
             ContextSize = contextSize, BatchSize = Math.Min(512, contextSize), MicroBatchSize = Math.Min(512, contextSize), Threads = threads,
         };
-        using var capture = new AttentionCapture(model, null, contextOptions, new AttentionCaptureOptions { StoreHalfPrecision = true });
+        using var capture = new AttentionCapture(model, options.Layers, contextOptions,
+            new AttentionCaptureOptions { StoreHalfPrecision = options.StoreHalfPrecision, ScoresOnly = true });
         using LlamaContext plain = model.CreateContext(contextOptions);
-        Tokenizer tokenizer = model.Tokenizer;
         double tokenize = 0, documents = 0, plainDecode = 0, tails = 0, aggregate = 0, score = 0, tokens = 0, windows = 0;
         var clock = new Stopwatch();
         foreach ((string query, string[] docs) in calls)
         {
+            // The reranker's own prompt and windows (its finalists' window, when there are several,
+            // is one more window of the same kind and is not timed here).
             clock.Restart();
-            int[] head = tokenizer.Tokenize(options.Instruction, addSpecial: true);
-            string tail = $"\n\n{options.QueryInstruction}\n\nQuery: ";
-            int[] calibration = tokenizer.Tokenize(tail + options.CalibrationQuery, addSpecial: false);
-            int[] question = tokenizer.Tokenize(tail + query.Trim(), addSpecial: false);
-            int shared = Math.Min(question.AsSpan().CommonPrefixLength(calibration), Math.Min(question.Length, calibration.Length) - 1);
-            int room = contextSize - head.Length - Math.Max(calibration.Length, question.Length);
-            // Documents packed into windows as the reranker packs them (its finalists' window, when
-            // there are several, is one more window of the same kind and is not timed here).
-            var prompts = new List<List<int>> { new(head) };
-            for (int i = 0; i < docs.Length; i++)
-            {
-                int[] doc = tokenizer.Tokenize($"\n\n[{i + 1}] {docs[i].Trim()}", addSpecial: false);
-                _ = tokenizer.Tokenize($"\n\n[{i + 1}]", addSpecial: false); // the reranker measures each delimiter too
-                if (prompts[^1].Count - head.Length + doc.Length > room)
-                {
-                    prompts.Add(new List<int>(head));
-                }
-                prompts[^1].AddRange(doc.Take(room));
-            }
+            RerankPrompt prompt = RerankPrompt.Build(model, options, query, contextSize);
+            List<RerankPrompt.Window> packed = prompt.Pack(docs, Enumerable.Range(0, docs.Length).ToArray());
             tokenize += clock.Elapsed.TotalMilliseconds;
-            windows += prompts.Count;
-            foreach (List<int> prompt in prompts)
+            windows += packed.Count;
+            foreach (RerankPrompt.Window window in packed)
             {
-                tokens += prompt.Count;
+                tokens += window.Tokens.Length;
                 clock.Restart();
                 plain.Clear();
-                plain.Evaluate(prompt.ToArray());
+                plain.Evaluate(window.Tokens);
                 plainDecode += clock.Elapsed.TotalMilliseconds;
 
                 clock.Restart();
                 capture.Clear();
-                capture.Evaluate(prompt.ToArray(), keepQueries: false, keepKeys: true);
+                capture.Evaluate(window.Tokens, keepQueries: false, keepKeys: true);
                 documents += clock.Elapsed.TotalMilliseconds;
                 int tailStart = capture.NextPosition;
-                foreach (int[] t in new[] { calibration, question })
+                foreach (RerankPrompt.Tail tail in new[] { prompt.Calibration, prompt.Query })
                 {
                     clock.Restart();
-                    capture.Evaluate(t, keepQueries: true, keepKeys: true);
+                    capture.Evaluate(tail.Tokens, keepQueries: true, keepKeys: true);
                     tails += clock.Elapsed.TotalMilliseconds;
                     double[] total = new double[tailStart];
                     foreach (int layer in capture.Layers)
                     {
                         clock.Restart();
-                        float[] mass = capture.Aggregate(layer, tailStart + shared);
+                        float[] mass = capture.Aggregate(layer, tailStart + tail.RowsStart, -1, options.Device);
                         aggregate += clock.Elapsed.TotalMilliseconds;
                         clock.Restart();
                         int[] positions = capture.KeyPositions(layer);
@@ -86,7 +71,7 @@ internal static class RerankProfile
                         {
                             if (positions[j] < tailStart)
                             {
-                                total[positions[j]] += mass[j] / (t.Length - shared);
+                                total[positions[j]] += mass[j] / tail.Rows;
                             }
                         }
                         score += clock.Elapsed.TotalMilliseconds;

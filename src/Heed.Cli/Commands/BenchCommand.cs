@@ -117,7 +117,11 @@ internal static class BenchCommand
                 return await RagScaleTableAsync(m, connectionString, Positive(parse.GetValue(chunks), "--chunks"), n, reranked,
                     Positive(parse.GetValue(candidates), "--candidates"), ct);
             }
-            int[] levels = ParseConcurrency(parse.GetValue(concurrency)!);
+            int[] levels = ParseList(parse.GetValue(concurrency)!, s => int.Parse(s, CultureInfo.InvariantCulture), "--concurrency");
+            if (levels.Any(v => v is < 1 or > 100_000))
+            {
+                throw new ArgumentException($"--concurrency takes positive whole numbers separated by commas (e.g. 1,8,200); got '{parse.GetValue(concurrency)}'.");
+            }
             int size = Positive(parse.GetValue(poolSize), "--pool");
             string loadBefore = LoadAverage();
             RagLoadBench.Report report = await RagLoadBench.RunAsync(m, n, Positive(parse.GetValue(documents), "--documents"),
@@ -174,16 +178,6 @@ internal static class BenchCommand
     }
 
     /// <summary>The 1-, 5- and 15-minute load averages where the system reports them: figures from a shared machine need them beside.</summary>
-    private static int[] ParseConcurrency(string text)
-    {
-        string[] parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length == 0 || parts.Any(p => !int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1 || v > 100_000))
-        {
-            throw new ArgumentException($"--concurrency takes positive whole numbers separated by commas (e.g. 1,8,200); got '{text}'.");
-        }
-        return parts.Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
-    }
-
     private static string LoadAverage()
     {
         try

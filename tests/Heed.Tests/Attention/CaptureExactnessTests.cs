@@ -13,10 +13,11 @@ namespace Heed.Tests.Attention;
 [Collection(TinyModelCollection.Name)]
 public sealed class CaptureExactnessTests(TinyModelFixture fixture, ITestOutputHelper output)
 {
-    private const string Documents =
+    // The prompt the scores-only capture tests read too.
+    internal const string Documents =
         "[1] the pass key is 48213 . remember it . [2] the quick brown fox jumps over the lazy dog . " +
         "[3] attention finds the answer in the context . [4] retrieval ranks the documents by attention mass .";
-    private const string Query = " what is the pass key ? the pass key is";
+    internal const string Query = " what is the pass key ? the pass key is";
 
     [Theory]
     [InlineData(false, 1e-3)]

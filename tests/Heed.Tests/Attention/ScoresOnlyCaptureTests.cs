@@ -13,10 +13,7 @@ namespace Heed.Tests.Attention;
 [Collection(TinyModelCollection.Name)]
 public sealed class ScoresOnlyCaptureTests(TinyModelFixture fixture, ITestOutputHelper output)
 {
-    private const string Documents =
-        "[1] the pass key is 48213 . remember it . [2] the quick brown fox jumps over the lazy dog . " +
-        "[3] attention finds the answer in the context . [4] retrieval ranks the documents by attention mass .";
-    private const string Query = " what is the pass key ? the pass key is";
+    private const string Documents = CaptureExactnessTests.Documents, Query = CaptureExactnessTests.Query;
     private const string Calibration = " N/A ? the answer is";
 
     // Micro-batches smaller than the prompt: every ubatch graph must stop on its own.
