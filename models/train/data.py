@@ -14,7 +14,17 @@ the TRAIN_* lists of templates.py (the HELDOUT_* lists are for evaluation only):
             (the same entity or the same attribute); the answer is the passage's label
   cloze     real prose, then questions about its sentences: fill in a blank, or "What is X?" for
             sentences of the form "The X is Y."
+  paraphrase  real prose, then questions about its sentences worded apart from them: a word of the sentence
+            (a number, a name or another word) is asked for with a wh-phrase, and other words are replaced
+            by WordNet synonyms (synonyms.json.xz, from prep_synonyms.py) or the question lists a few of the
+            sentence's words in another order
   passkey, kv, copy   heed-tiny's pass key, key: value and copy/induction episodes, at a lower share
+Questions come in the listed wrappers or in generated ones (a marker word for the question and one for the
+answer, in one of a dozen layouts; templates.py says what they leave out).
+
+Block attention (Stream's p_block share of batches): rows of ranking episodes in Heed's ICR prompt whose
+passages attend only to themselves and what precedes the list, while the question sees everything. The
+segment ids that say so come with the batch (0: sees and is seen by everything before it; k > 0: one passage).
 Tokens that cannot be predicted (the first appearance of a random value) are masked out of the loss.
 """
 import glob
@@ -82,6 +92,10 @@ def build_arrays(tok, corpus_dir, out_dir):
         arr = _pack(_encode_docs(tok, texts))
         np.save(os.path.join(out_dir, g + ".npy"), arr)
         stats[g] = {"docs": len(texts), "chars": sum(map(len, texts)), "tokens": int(len(arr))}
+    syn = os.path.join(corpus_dir, "synonyms.json.xz")
+    if os.path.exists(syn):
+        with lzma.open(syn, "rt", encoding="utf-8") as f, open(os.path.join(out_dir, "synonyms.json"), "w") as g:
+            g.write(f.read())
     json.dump(stats, open(os.path.join(out_dir, "stats.json"), "w"), indent=1)
     return stats
 
@@ -111,6 +125,58 @@ CLASSIC = " The grass is green. The sky is blue. The sun is yellow. Here we go. 
 INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
          "I will quiz you about the important information there.")
 WH = re.compile(r"^(The|A|An) ([A-Za-z][\w-]*(?: [\w-]+){0,3}) (is|are) (.{8,120})\.$")
+WORD = re.compile(r"[A-Za-z0-9][\w'-]*")
+STOPWORDS = set("""a an the of to in on at by for with from and or but is are was were be been being it its this that
+these those as into than then so such not no can could will would should may might must do does did has have had
+which who what when where how why there their they them he she his her we our you your i if also only more most
+other some any each all one two use used using see""".split())
+VOWELS = set("aeiou")
+
+
+class Paraphraser:
+    """Rewords text by replacing words with WordNet synonyms (prep_synonyms.py), keeping simple inflections."""
+
+    SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"))
+
+    def __init__(self, table, rng):
+        self.syn, self.irregular, self.r = table["synonyms"], table["irregular"], rng
+
+    def base(self, w):
+        """(base form in the table, suffix to put back), or (None, None)."""
+        if w in self.syn:
+            return w, ""
+        if self.irregular.get(w) in self.syn:
+            return self.irregular[w], ""
+        for suf, cut in self.SUFFIXES:
+            if w.endswith(suf) and len(w) > len(suf) + 2 and w[:-len(suf)] + cut in self.syn:
+                return w[:-len(suf)] + cut, "s" if suf == "ies" else suf
+        return None, None
+
+    @staticmethod
+    def inflect(word, suf):
+        if not suf:
+            return word
+        head, _, last = word.rpartition(" ")
+        if suf in ("ing", "ed") and last.endswith("e"):
+            last = last[:-1]
+        elif suf in ("s", "es"):
+            suf = "es" if last.endswith(("s", "sh", "ch", "x", "z")) else "s"
+            if last.endswith("y") and len(last) > 1 and last[-2] not in VOWELS:
+                last, suf = last[:-1], "ies"
+        return (head + " " if head else "") + last + suf
+
+    def __call__(self, text, p):
+        """Each lower-case content word of 3+ letters is replaced with probability p."""
+        def swap(m):
+            w = m.group(0)
+            if not w.islower() or not w.isalpha() or len(w) < 3 or w in STOPWORDS or self.r.random() >= p:
+                return w
+            b, suf = self.base(w)
+            if b is None:
+                return w
+            options = self.syn[b][:4]
+            return self.inflect(self.r.choice(options), suf)
+        return WORD.sub(swap, text)
 
 
 def made_up_word(r):
@@ -163,6 +229,7 @@ class Wording:
     """One side (training or held-out) of the templates in templates.py."""
 
     def __init__(self, heldout):
+        self.heldout = heldout
         side = "HELDOUT_" if heldout else "TRAIN_"
         for name in ("ATTRIBUTES", "FACTS", "QUESTIONS", "WRAPPERS", "CLOZE", "RANKING"):
             setattr(self, name.lower(), getattr(TPL, side + name))
@@ -172,9 +239,10 @@ class Wording:
 class Synth:
     """Builds episodes as token ids with a loss mask (1 = train on this token)."""
 
-    def __init__(self, tok, arrays, rng, wording=None):
+    def __init__(self, tok, arrays, rng, wording=None, synonyms=None):
         self.tok, self.a, self.r = tok, arrays, rng
         self.w = wording or Wording(heldout=False)
+        self.para = Paraphraser(synonyms or {"synonyms": {}, "irregular": {}}, rng)
         self.cache = {}
         self.classic = self.E(CLASSIC)
         vocab = tok.get_vocab()
@@ -199,6 +267,21 @@ class Synth:
 
     def num(self):
         return value(self.r, "number")
+
+    def wrapper(self):
+        """(question wrapper, gap before the answer): InfiniRetri's own a quarter of the time, then a listed
+        one or a generated one."""
+        x = self.r.random()
+        if x < 0.25 and not self.w.heldout:
+            return self.w.wrappers[0]
+        if x < 0.6 or self.w.heldout:
+            return self.r.choice(self.w.wrappers)
+        layout, gap = self.r.choice(TPL.TRAIN_WRAPPER_LAYOUTS)
+        q, a = self.r.choice(TPL.TRAIN_WRAPPER_ASK), self.r.choice(TPL.TRAIN_WRAPPER_ANSWER)
+        for k, v in (("{QU}", q.upper()), ("{AU}", a.upper()), ("{ql}", q.lower()), ("{al}", a.lower()),
+                     ("{q}", q), ("{a}", a)):
+            layout = layout.replace(k, v)
+        return layout, gap
 
     def natural(self, n, group=None):
         """n tokens of natural text starting right after a newline, with no BOS/EOS inside."""
@@ -245,11 +328,13 @@ class Synth:
 
     def ask(self, f):
         q = self.r.choice(self.w.questions).replace("{E}", f["E"]).replace("{A}", self.r.choice(f["names"]))
+        if self.r.random() < 0.3:
+            q = self.para(q, 0.5)
         return sentence_case(q)
 
     def question_pieces(self, f):
         q = self.ask(f)
-        wrap, gap = self.r.choice(self.w.wrappers)
+        wrap, gap = self.wrapper()
         return [(self.E(wrap.replace("{Q}", q)), 1), (self.E(gap + f["V"]), 1), (self.E("." if self.r.random() < 0.5 else "\n"), 1)]
 
     def insert(self, filler, pieces_list):
@@ -312,6 +397,67 @@ class Synth:
         blanked = (self.tok.decode(ids[a:i]) + " ____" + self.tok.decode(ids[i + 1:b])).strip()
         return self.r.choice(self.w.cloze).replace("{S}", blanked), self.tok.decode([ids[i]]).strip()
 
+    def wh_question(self, ids, span):
+        """A question about the sentence ids[span] worded apart from it: (question, answer). One word of it
+        (a number, a name, or another content word) is asked for with a wh-phrase; other words become
+        synonyms, or the question only lists some of the sentence's words in another order."""
+        a, b = span
+        text = " ".join(self.tok.decode(ids[a:b]).split())
+        words = list(WORD.finditer(text))
+        nums = [m for m in words if m.group(0).isdigit()]
+        names = [m for m in words[1:] if m.group(0)[0].isupper() and len(m.group(0)) >= 3
+                 and m.group(0).lower() not in STOPWORDS]
+        other = [m for m in words[1:] if m.group(0).isalpha() and m.group(0).islower() and len(m.group(0)) >= 5
+                 and m.group(0) not in STOPWORDS]
+        pick = [g for g in (nums, names, other) if g]
+        if not pick:
+            return None
+        group = self.r.choice(pick)
+        m = self.r.choice(group)
+        wh = self.r.choice({id(nums): ("how many", "what number", "which number", "what value"),
+                            id(names): ("which name", "what", "which one"),
+                            id(other): ("what", "which word", "what thing")}[id(group)])
+        answer = m.group(0)
+        if self.r.random() < 0.2:                        # a few of its words, in another order
+            keys = [w.group(0) for w in words if w is not m and w.group(0).lower() not in STOPWORDS]
+            if len(keys) < 3:
+                return None
+            keys = self.r.sample(keys, min(len(keys), self.r.randint(3, 6)))
+            q = f"{wh.capitalize()} goes with {', '.join(self.para(k, 0.3) for k in keys)}?"
+        else:
+            before = self.para(text[:m.start()], 0.45)
+            after = self.para(text[m.end():], 0.45).rstrip(" .!")
+            q = (before + wh + after).strip() + "?"
+            if self.r.random() < 0.3:
+                q = self.r.choice(("According to the text, ", "In the text above, ", "From the passage: ")) + \
+                    q[0].lower() + q[1:]
+            q = sentence_case(q)
+        return (q, answer) if answer not in q else None
+
+    def paraphrase(self, L):
+        """Natural text, then 1-3 questions about its sentences, worded apart from them."""
+        t = self.natural(max(60, L - 250), "docs" if self.r.random() < 0.85 else None)
+        parts, used = [(t, 1)], len(t)
+        spans = self.sentences_in(t)
+        self.r.shuffle(spans)
+        asked, wanted = 0, self.r.randint(1, 3)
+        for span in spans[:8]:
+            qa = self.wh_question(t, span)
+            if qa is None:
+                continue
+            q, ans = qa
+            wrap, gap = self.wrapper()
+            qa_parts = [(self.E(wrap.replace("{Q}", q)), 1), (self.E(gap + ans), 1), (self.E("\n"), 1)]
+            n = sum(len(x) for x, _ in qa_parts)
+            if used + n > L:
+                break
+            parts += qa_parts
+            used += n
+            asked += 1
+            if asked == wanted:
+                break
+        return _cat(parts) if asked else self.cloze(L)
+
     def cloze(self, L):
         """Natural text, then 1-3 questions about its sentences (fill the blank, or what X is)."""
         t = self.natural(max(60, L - 250))
@@ -324,7 +470,7 @@ class Synth:
             if qa is None:
                 continue
             q, ans = qa
-            wrap, gap = self.r.choice(self.w.wrappers)
+            wrap, gap = self.wrapper()
             qa_parts = [(self.E(wrap.replace("{Q}", q)), 1), (self.E(gap + ans), 1), (self.E("\n"), 1)]
             n = sum(len(x) for x, _ in qa_parts)
             if used + n > L:
@@ -339,17 +485,24 @@ class Synth:
         return _cat(parts)
 
     # ------------------------------------------------------------------ which passage answers
-    def ranking(self, L):
+    def ranking(self, L, block=False):
         """Labelled passages of real text; one holds the answer (a fact, or the sentence asked about),
-        others hold hard negatives (the same entity or attribute); the answer is the passage's label."""
-        header, label, ask, close = self.r.choice(self.w.ranking)
+        others hold hard negatives (the same entity or attribute); the answer is the passage's label, or,
+        in the "[*]" format, its first words. With block=True (Heed's ICR prompt only) the result has a
+        third list: segment ids, k for the tokens of passage k, 0 elsewhere."""
+        if block or self.r.random() < 0.1:
+            fmt = TPL.TRAIN_RANKING_UNNUMBERED if self.r.random() < 0.5 else None
+            header, label, ask, close = (*fmt, "") if fmt else self.w.ranking[0]
+        else:
+            fmt = None
+            header, label, ask, close = self.r.choice(self.w.ranking)
         k = self.r.randint(3, 10)
         per = max(30, min(180, (L - 250) // k - 8))
         passages = [self.natural(self.r.randint(per // 2, per), "docs" if self.r.random() < 0.85 else None)
                     for _ in range(k)]
         j = self.r.randrange(k)
         bodies = [[(p, 1)] for p in passages]
-        if self.r.random() < 0.6:
+        if self.r.random() < 0.5:
             f = self.make_fact()
             bodies[j] = self.insert(passages[j], [lambda sep: self.fact_pieces(f, sep)])
             for i in self.r.sample([i for i in range(k) if i != j], min(k - 1, self.r.randint(0, 3))):
@@ -366,15 +519,23 @@ class Synth:
             q = self.ask(f)
         else:
             spans = self.sentences_in(passages[j])
-            qa = self.sentence_question(passages[j], self.r.choice(spans)) if spans else None
+            span = self.r.choice(spans) if spans else None
+            qa = None if span is None else \
+                self.wh_question(passages[j], span) if self.r.random() < 0.7 else self.sentence_question(passages[j], span)
             if qa is None:
-                return self.facts(L)
+                return self.facts(L) if not block else self.ranking(L, block)
             q = qa[0]
-        parts = [(self.E(header), 1)] if header else []
+        parts = [(self.E(header), 1, 0)] if header else []
         for i, body in enumerate(bodies):
-            parts += [(self.E(label.replace("{N}", str(i + 1))), 1)] + body
-        parts += [(self.E(ask.replace("{Q}", q)), 1), (self.E(f"{j + 1}{close}"), 1), (self.E("\n"), 1)]
-        return _cat(parts)
+            parts += [(self.E(label.replace("{N}", str(i + 1))), 1, i + 1)] + [(x, m, i + 1) for x, m in body]
+        if fmt:
+            first = [t for x, _ in bodies[j] for t in x][:6]
+            target = self.E(" " + self.tok.decode(first).strip())
+        else:
+            target = self.E(f"{j + 1}{close}")
+        parts += [(self.E(ask.replace("{Q}", q)), 1, 0), (target, 1, 0), (self.E("\n"), 1, 0)]
+        ids, mask = _cat([(x, m) for x, m, _ in parts])
+        return (ids, mask, [sg for x, _, sg in parts for _ in x]) if block else (ids, mask)
 
     # ------------------------------------------------------------------ heed-tiny's tasks, kept at a lower share
     def passkey(self, L):
@@ -440,7 +601,8 @@ class Synth:
         return _cat([(t, 1), (self.E(f"\nRepeat the text that starts with \"{pre}\":"), 1),
                      (self.E(" " + pre), 1), (t[s + 5:s + 5 + m], 1)])
 
-    MIX = (("facts", 0.34), ("ranking", 0.24), ("cloze", 0.14), ("passkey", 0.10), ("kv", 0.09), ("copy", 0.09))
+    MIX = (("facts", 0.26), ("paraphrase", 0.2), ("ranking", 0.24), ("cloze", 0.1), ("passkey", 0.08), ("kv", 0.06),
+           ("copy", 0.06))
 
     def episode(self, L):
         """An episode of at most about L tokens; one that came out longer (short L) is drawn again."""
@@ -468,6 +630,35 @@ class Synth:
         return ids[:T], mask[:T]
 
 
+    def block_row(self, T):
+        """A row of ranking episodes in Heed's ICR prompt for block attention: (ids, mask, segment ids), each
+        passage of the row a segment of its own, everything else segment 0."""
+        ids, mask, seg, next_seg = [], [], [], 1
+        while len(ids) < T:
+            room = T - len(ids)
+            if room < 400:
+                t = self.natural(room + 2)
+                ids, mask, seg = ids + t, mask + [1] * len(t), seg + [0] * len(t)
+                continue
+            L = min(room - 2, self.r.randint(400, 2046))
+            e, m, g = self.ranking(L, block=True)
+            e, m, g = e[:L], m[:L], g[:L]
+            ids += [BOS] + e + [EOS]
+            mask += [1] + m + [1]
+            seg += [0] + [x + next_seg - 1 if x else 0 for x in g] + [0]
+            next_seg += max(g)
+        return ids[:T], mask[:T], seg[:T]
+
+
+def block_mask(seg):
+    """Attention mask (B, 1, T, T), True where a query may attend: causal, and a token of passage k > 0 sees
+    only its passage and segment-0 tokens; segment-0 tokens see everything before them."""
+    T = seg.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=seg.device).tril()
+    q, k = seg[:, :, None], seg[:, None, :]
+    return (causal & ((q == k) | (k == 0) | (q == 0)))[:, None]
+
+
 def _cat(parts):
     ids, mask = [], []
     for x, m in parts:
@@ -477,11 +668,13 @@ def _cat(parts):
 
 
 class Stream(torch.utils.data.IterableDataset):
-    """Yields (x, y, is_synth) batches; y = -100 where masked."""
+    """Yields (x, y, is_synth, seg) batches; y = -100 where masked; seg: segment ids (B, T) of a block-attention
+    batch (a p_block share of the batches), or an empty tensor."""
 
-    def __init__(self, tok_path, arr_dir, batch, T, p_synth, seed, weights=(("docs", 0.76), ("gcide", 0.06), ("code", 0.18))):
+    def __init__(self, tok_path, arr_dir, batch, T, p_synth, seed, weights=(("docs", 0.76), ("gcide", 0.06), ("code", 0.18)),
+                 p_block=0.0):
         self.tok_path, self.arr_dir, self.B, self.T, self.p = tok_path, arr_dir, batch, T, p_synth
-        self.seed, self.weights = seed, weights
+        self.seed, self.weights, self.p_block = seed, weights, p_block
 
     def __iter__(self):
         from tokenizers import Tokenizer
@@ -489,7 +682,9 @@ class Stream(torch.utils.data.IterableDataset):
         wid = wi.id if wi else 0
         r = random.Random(self.seed * 1000 + wid)
         arrays = {g: np.load(os.path.join(self.arr_dir, g + ".npy"), mmap_mode="r") for g in ("docs", "gcide", "code")}
-        syn = Synth(Tokenizer.from_file(self.tok_path), arrays, r)
+        path = os.path.join(self.arr_dir, "synonyms.json")
+        synonyms = json.load(open(path, encoding="utf-8")) if os.path.exists(path) else None
+        syn = Synth(Tokenizer.from_file(self.tok_path), arrays, r, synonyms=synonyms)
         groups = [g for g, _ in self.weights if len(arrays[g]) > 4 * self.T]
         w = [x for g, x in self.weights if g in groups]
         T1 = self.T + 1
@@ -497,6 +692,13 @@ class Stream(torch.utils.data.IterableDataset):
             X = np.empty((self.B, T1), dtype=np.int64)
             M = np.ones((self.B, T1), dtype=bool)
             S = np.zeros(self.B, dtype=bool)
+            if r.random() < self.p_block:
+                G = np.zeros((self.B, T1), dtype=np.int64)
+                for b in range(self.B):
+                    X[b], M[b], G[b] = syn.block_row(T1)
+                yield (torch.from_numpy(X[:, :-1].copy()), torch.from_numpy(np.where(M[:, 1:], X[:, 1:], -100)),
+                       torch.ones(self.B, dtype=torch.bool), torch.from_numpy(G[:, :-1].copy()))
+                continue
             for b in range(self.B):
                 if r.random() < self.p:
                     ids, mask = syn.row(T1)
@@ -509,4 +711,4 @@ class Stream(torch.utils.data.IterableDataset):
                     X[b] = arr[o:o + T1]
             x = torch.from_numpy(X[:, :-1].copy())
             y = torch.from_numpy(np.where(M[:, 1:], X[:, 1:], -100))
-            yield x, y, torch.from_numpy(S)
+            yield x, y, torch.from_numpy(S), torch.zeros(0, dtype=torch.int64)

@@ -77,7 +77,7 @@ class Attention(nn.Module):
         self.wv = nn.Linear(d, cfg.n_kv_head * hd, bias=False)
         self.wo = nn.Linear(cfg.n_head * hd, d, bias=False)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, mask=None):
         B, T, _ = x.shape
         c = self.cfg
         q = self.wq(x).view(B, T, c.n_head, c.head_dim).transpose(1, 2)
@@ -88,10 +88,11 @@ class Attention(nn.Module):
         k = k.repeat_interleave(r, dim=1)       # q head h reads kv head h // r (as ggml broadcasts)
         v = v.repeat_interleave(r, dim=1)
         if _HAS_SDPA:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=mask is None, attn_mask=mask)
         else:
             att = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(c.head_dim)
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            if mask is None:
+                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
             att = att.masked_fill(~mask, float("-inf")).softmax(-1)
             y = (att @ v.float()).type_as(x)
         return self.wo(y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim))
@@ -116,8 +117,8 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin):
-        x = x + self.attn(self.attn_norm(x), cos, sin)
+    def forward(self, x, cos, sin, mask=None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask)
         return x + self.mlp(self.ffn_norm(x))
 
 
@@ -144,10 +145,11 @@ class Llama(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
 
-    def forward(self, idx):
+    def forward(self, idx, mask=None):
+        """mask: None for causal attention, or a boolean (B, 1, T, T) mask (True = may attend)."""
         x = self.tok_emb(idx)
         for b in self.blocks:
-            x = b(x, self.rope_cos, self.rope_sin)
+            x = b(x, self.rope_cos, self.rope_sin, mask)
         return self.lm_head(self.norm(x))
 
     def n_params(self):

@@ -136,6 +136,34 @@ TRAIN_RANKING = [
     ("Documents:", "\n\nDocument {N}: ", "\n\n{Q}\nThe answer is in document ", ""),
     ("Search results:", "\n({N}) ", "\nWhich result answers the question \"{Q}\"? Result (", ")"),
 ]
+# Heed's ICR prompt with "[*]" before every passage (its block mode, where a passage's tokens must not depend
+# on its place): no label to name, so the answer is the first words of the answering passage.
+TRAIN_RANKING_UNNUMBERED = ("Here are some paragraphs:", "\n\n[*] ",
+                            "\n\nPlease find information that is relevant to the following query in the paragraphs "
+                            "above.\n\nQuery: {Q}\nThe most relevant paragraph begins with:")
+
+# Generated question wrappers (data.py's Synth.wrapper): a marker word for the question and one for the answer,
+# in one of these layouts. None of them is a held-out wrapper or close to one: no one-letter markers, no square
+# brackets, no ">" prompts.
+TRAIN_WRAPPER_ASK = ("Question Query Prompt Input User Request Task Problem Inquiry Customer Student Human Reader "
+                     "Visitor Caller Asked").split()
+TRAIN_WRAPPER_ANSWER = ("Answer Response Reply Output Assistant Result Bot Agent Teacher Solution Model Expert "
+                        "Support Librarian Clerk").split()
+TRAIN_WRAPPER_LAYOUTS = [
+    ("\n{q}: {Q}\n{a}:", " "),
+    ("\n{q} - {Q}\n{a} -", " "),
+    ("\n**{q}:** {Q}\n**{a}:**", " "),
+    ("\n<{ql}>{Q}</{ql}>\n<{al}>", ""),
+    ("\n## {q}\n{Q}\n## {a}\n", ""),
+    ("\n{q} = {Q}\n{a} =", " "),
+    ("\n({ql}) {Q}\n({al})", " "),
+    ("\n{Q}\n{a}:", " "),
+    ("\n{q}:\n{Q}\n\n{a}:\n", ""),
+    ("\n--- {ql} ---\n{Q}\n--- {al} ---\n", ""),
+    ("\n{QU}: {Q}\n{AU}:", " "),
+    ("\n{q} says: {Q}\n{a} says:", " "),
+]
+
 HELDOUT_RANKING = [
     ("Read the notes below.", "\n\nNote #{N}\n", "\n\nFor the question \"{Q}\", the useful note is #", ""),
 ]

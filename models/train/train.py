@@ -42,7 +42,11 @@ def main():
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--wd", type=float, default=0.1)
-    ap.add_argument("--p-synth", type=float, default=0.5)
+    ap.add_argument("--p-synth", type=float, default=0.67)
+    ap.add_argument("--p-block", type=float, default=0.1, help="share of batches trained with block attention")
+    ap.add_argument("--stop-after", type=float, default=0,
+                    help="leave after this many seconds of training in this call (checkpoint kept, no final.pt): "
+                         "a budget longer than one call is spent over several, each with --resume")
     ap.add_argument("--workers", type=int, default=13)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--resume", default="")
@@ -93,6 +97,7 @@ def main():
     log(f"config {json.dumps(cfg.to_dict())} params {model.n_params()} "
         f"(non-embedding {model.n_params() - (1 if cfg.tie_embeddings else 2) * cfg.vocab_size * cfg.d_model})")
     fwd = torch.compile(model) if a.compile else model
+    fwd_masked = fwd
 
     # fixed held-out windows for periodic validation
     val = {}
@@ -111,7 +116,7 @@ def main():
         model.train()
         return out
 
-    ds = D.Stream(a.tok, a.arr, a.batch, cfg.ctx, a.p_synth, a.seed + step)
+    ds = D.Stream(a.tok, a.arr, a.batch, cfg.ctx, a.p_synth, a.seed + step, p_block=a.p_block)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=a.workers, pin_memory=dev == "cuda",
                                      prefetch_factor=4, persistent_workers=True)
     it = iter(dl)
@@ -123,21 +128,32 @@ def main():
     tok_log = 0
     log(f"training: batch {a.batch}x{cfg.ctx}, lr {a.lr}, p_synth {a.p_synth}, budget {a.time_budget}s, "
         f"compile {a.compile}")
+    elapsed_at_start = elapsed
+    stopped = False
     while elapsed < a.time_budget:
-        x, y, s = next(it)
+        if a.stop_after and elapsed - elapsed_at_start >= a.stop_after:
+            stopped = True
+            break
+        x, y, s, seg = next(it)
         x, y, s = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), s.to(dev, non_blocking=True)
+        mask = D.block_mask(seg.to(dev, non_blocking=True)) if seg.numel() else None
         lr = lr_at(elapsed / a.time_budget, a.lr)
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
+            f = fwd if mask is None else fwd_masked
             try:
-                logits = fwd(x)
-            except Exception as e:          # torch.compile failure: fall back to eager
-                if fwd is model:
+                logits = f(x, mask)
+            except Exception as e:          # torch.compile failure: fall back to eager for this kind of batch
+                if f is model:
                     raise
-                log(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); using eager")
-                fwd = model
-                logits = fwd(x)
+                log(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); using eager "
+                    f"for {'block-attention' if mask is not None else 'causal'} batches")
+                if mask is None:
+                    fwd = model
+                else:
+                    fwd_masked = model
+                logits = model(x, mask)
         lt = F.cross_entropy(logits.float().reshape(-1, cfg.vocab_size), y.reshape(-1), ignore_index=-100,
                              reduction="none").view(y.shape)
         valid = (y != -100).float()
@@ -187,6 +203,12 @@ def main():
                         "elapsed": elapsed, "config": cfg.to_dict(), "args": vars(a)},
                        os.path.join(a.out, "ckpt.pt"))
             t_last_ck = time.time()
+    if stopped:
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
+                    "elapsed": elapsed, "config": cfg.to_dict(), "args": vars(a)}, os.path.join(a.out, "ckpt.pt"))
+        log(f"stopped after {elapsed - elapsed_at_start:.1f}s of this call: step {step}, tokens {tokens}, "
+            f"{elapsed:.1f}s of the {a.time_budget:.0f}s budget; resume with --resume {a.out}/ckpt.pt")
+        os._exit(3)
     log(f"done: step {step}, tokens {tokens}, train time {elapsed:.1f}s, "
         f"wall since setup {time.time() - t_setup:.1f}s")
     torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "step": step, "tokens": tokens},
