@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # heed-small: everything that runs on the GPU machine, from the repository root.
-#   BUDGET=850 STOP_AFTER=430 bash models/train/device_run.sh     train for at most STOP_AFTER s of a BUDGET-s run
-#   RESUME=1 BUDGET=850 bash models/train/device_run.sh           go on from the checkpoint (same machine); the run
+#   BUDGET=600 STOP_AFTER=300 bash models/train/device_run.sh     train for at most STOP_AFTER s of a BUDGET-s run
+#   RESUME=1 BUDGET=600 bash models/train/device_run.sh           go on from the checkpoint (same machine); the run
 #                                                                 that reaches BUDGET converts and evaluates
 #   TRAIN_ARGS="--p-synth 0.55" BUDGET=420 bash ...               more train.py options (run B of round 2)
 # One call of the device tool lasts 10 minutes at most, so a run longer than that is spent over several calls;
