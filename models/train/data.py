@@ -436,15 +436,15 @@ class Synth:
             q = sentence_case(q)
         return (q, answer) if answer not in q else None
 
-    def paraphrase(self, L):
-        """Natural text, then 1-3 questions about its sentences, worded apart from them."""
-        t = self.natural(max(60, L - 250), "docs" if self.r.random() < 0.85 else None)
+    def questions_on_prose(self, t, L, tries, question):
+        """The prose t, then 1-3 questions made by question(t, span) about its sentences (up to `tries`
+        sentences looked at), each in a wrapper and answered, within L tokens: (parts, how many were asked)."""
         parts, used = [(t, 1)], len(t)
         spans = self.sentences_in(t)
         self.r.shuffle(spans)
         asked, wanted = 0, self.r.randint(1, 3)
-        for span in spans[:8]:
-            qa = self.wh_question(t, span)
+        for span in spans[:tries]:
+            qa = question(t, span)
             if qa is None:
                 continue
             q, ans = qa
@@ -458,33 +458,19 @@ class Synth:
             asked += 1
             if asked == wanted:
                 break
+        return parts, asked
+
+    def paraphrase(self, L):
+        """Natural text, then 1-3 questions about its sentences, worded apart from them."""
+        t = self.natural(max(60, L - 250), "docs" if self.r.random() < 0.85 else None)
+        parts, asked = self.questions_on_prose(t, L, 8, self.wh_question)
         return _cat(parts) if asked else self.cloze(L)
 
     def cloze(self, L):
         """Natural text, then 1-3 questions about its sentences (fill the blank, or what X is)."""
         t = self.natural(max(60, L - 250))
-        parts, used = [(t, 1)], len(t)
-        spans = self.sentences_in(t)
-        self.r.shuffle(spans)
-        asked, wanted = 0, self.r.randint(1, 3)
-        for span in spans[:6]:
-            qa = self.sentence_question(t, span)
-            if qa is None:
-                continue
-            q, ans = qa
-            wrap, gap = self.wrapper()
-            qa_parts = [(self.E(wrap.replace("{Q}", q)), 1), (self.E(gap + ans), 1), (self.E("\n"), 1)]
-            n = sum(len(x) for x, _ in qa_parts)
-            if used + n > L:
-                break
-            parts += qa_parts
-            used += n
-            asked += 1
-            if asked == wanted:
-                break
-        if not asked:
-            return self.copy(L)
-        return _cat(parts)
+        parts, asked = self.questions_on_prose(t, L, 6, self.sentence_question)
+        return _cat(parts) if asked else self.copy(L)
 
     # ------------------------------------------------------------------ which passage answers
     def ranking(self, L, block=False):

@@ -29,7 +29,6 @@ python3 $T/train.py --tok $TOK --data $C --arr $W/arr --out $W/run --time-budget
   --stop-after ${STOP_AFTER:-0} ${RESUME:+--resume $W/run/ckpt.pt} --log $W/train.log --metrics $W/metrics.jsonl \
   ${TRAIN_ARGS:-} 2>&1 | grep -v Warning | tail -25
 grep -h "stopped after\|done:" $W/train.log | tail -1 | tee -a $O/progress.log
-cp $W/metrics.jsonl $O/ 2>/dev/null
 [ -f $W/run/final.pt ] || { ts "no final checkpoint yet: call again with RESUME=1"; pack; exit 0; }
 python3 $T/plot.py $W/metrics.jsonl $W/loss.png
 

@@ -116,6 +116,11 @@ def main():
         model.train()
         return out
 
+    def save_checkpoint():
+        """What --resume reads: weights, optimizer state and how far the run got."""
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
+                    "elapsed": elapsed, "config": cfg.to_dict(), "args": vars(a)}, os.path.join(a.out, "ckpt.pt"))
+
     ds = D.Stream(a.tok, a.arr, a.batch, cfg.ctx, a.p_synth, a.seed + step, p_block=a.p_block)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=a.workers, pin_memory=dev == "cuda",
                                      prefetch_factor=4, persistent_workers=True)
@@ -199,13 +204,10 @@ def main():
             acc = {kk: 0 for kk in acc}
             t_log, tok_log = time.time(), 0
         if time.time() - t_last_ck > a.ckpt_every or elapsed >= a.time_budget:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
-                        "elapsed": elapsed, "config": cfg.to_dict(), "args": vars(a)},
-                       os.path.join(a.out, "ckpt.pt"))
+            save_checkpoint()
             t_last_ck = time.time()
     if stopped:
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
-                    "elapsed": elapsed, "config": cfg.to_dict(), "args": vars(a)}, os.path.join(a.out, "ckpt.pt"))
+        save_checkpoint()
         log(f"stopped after {elapsed - elapsed_at_start:.1f}s of this call: step {step}, tokens {tokens}, "
             f"{elapsed:.1f}s of the {a.time_budget:.0f}s budget; resume with --resume {a.out}/ckpt.pt")
         os._exit(3)
